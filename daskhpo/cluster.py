@@ -1,0 +1,123 @@
+"""Finding the Dask cluster a search runs on.
+
+``get_client(None)`` returns, in order: the active ``distributed`` client if there is one, else an
+embedded :class:`distributed.LocalCluster` started once per process (one single-threaded worker process
+per core, bound to 127.0.0.1) and reused by every later search.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+from typing import Any
+
+from .exceptions import ClusterError, InvalidSearchTypeError
+
+__all__ = ["get_client", "local_client", "dashboard_link"]
+
+logger = logging.getLogger("daskhpo")
+
+_SPAWN_HINT = (
+    "Dask worker processes import your main script again when they start; in a script, put the code "
+    'that calls fit under `if __name__ == "__main__":`, or pass client= to use a cluster you started.'
+)
+
+_lock = threading.Lock()
+_local: dict[str, Any] = {}
+_announced: set[str] = set()
+_by_address: dict[str, Any] = {}
+
+
+def local_client() -> Any:
+    """The embedded LocalCluster's client, started on first use."""
+    from distributed import Client, LocalCluster
+
+    with _lock:
+        client = _local.get("client")
+        if client is not None and client.status == "running":
+            return client
+        import multiprocessing
+
+        if getattr(multiprocessing.current_process(), "_inheriting", False):
+            raise ClusterError(_SPAWN_HINT)
+        n = os.cpu_count() or 1
+        try:
+            cluster = LocalCluster(
+                n_workers=n,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address="127.0.0.1:8787",
+                silence_logs=logging.ERROR,
+            )
+        except RuntimeError as exc:
+            raise ClusterError(
+                f"the embedded local cluster did not start ({exc}). {_SPAWN_HINT}"
+            ) from exc
+        client = Client(cluster, set_as_default=False)
+        _local.update(cluster=cluster, client=client)
+        return client
+
+
+def dashboard_link(client: Any) -> str | None:
+    try:
+        return str(client.dashboard_link)
+    except Exception:
+        return None
+
+
+def _announce(client: Any, verbose: int) -> None:
+    link = dashboard_link(client)
+    if not link or link in _announced:
+        return
+    _announced.add(link)
+    logger.info("daskhpo: Dask dashboard at %s", link)
+    if verbose:
+        print(f"Dask dashboard: {link}", file=sys.stderr)
+
+
+def get_client(client: Any = None, *, verbose: int = 0, timeout: float = 30.0) -> Any:
+    """Return the ``distributed.Client`` a search should use.
+
+    Parameters
+    ----------
+    client : distributed.Client, str or None
+        A client, a scheduler address such as ``"tcp://10.0.0.5:8786"``, or None for the active client
+        or else the embedded LocalCluster.
+    verbose : int
+        When positive, the dashboard link is also printed (once per cluster).
+    timeout : float
+        Seconds to wait for a scheduler address to answer.
+    """
+    from distributed import Client, default_client
+
+    if client is None:
+        try:
+            found = default_client()
+        except ValueError:
+            found = local_client()
+    elif isinstance(client, Client):
+        found = client
+    elif isinstance(client, str):
+        found = _by_address.get(client)
+        if found is None or found.status != "running":
+            try:
+                found = Client(client, timeout=timeout, set_as_default=False)
+            except (OSError, TimeoutError) as exc:
+                raise ClusterError(
+                    f"client={client!r}: no Dask scheduler answered within {timeout:g} s ({exc}). "
+                    "Check the address and that the scheduler is running, or pass client=None to use "
+                    "the embedded local cluster."
+                ) from exc
+            _by_address[client] = found
+    else:
+        raise InvalidSearchTypeError(
+            f"client={client!r}: expected a distributed.Client, a scheduler address string such as "
+            "'tcp://host:8786', or None for the embedded local cluster."
+        )
+    if found.status != "running":
+        raise ClusterError(f"client={found!r} is {found.status}: pass a running client.")
+    _announce(found, verbose)
+    return found

@@ -1,0 +1,266 @@
+"""Turns jobs into dask tasks on a ``distributed.Client``: the only module that imports distributed.
+
+Each job (one candidate) expands into one *unit* per fold. Units get a deterministic key from the
+search context and their params and fold, so a unit asked twice is computed once. Units are packed into
+batches whose size adapts to the measured cost of a unit (tiny fits share a task, so scheduler overhead
+stays small; slow fits stay one per task, so the cluster balances the load). For pipelines, the leading
+steps are fitted once per (fold, leading-step params) as their own task and every candidate that shares
+them fits only its final step.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict, deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from dask.base import tokenize
+from distributed import Client, Future, as_completed
+
+from ..strategies.base import Job
+from .tasks import UnitOutcome, fit_prefix, run_units
+
+__all__ = ["DaskExecutor"]
+
+
+@dataclass
+class _Unit:
+    key: str
+    params: Mapping[str, Any]
+    fold: int
+    prefix_key: str | None
+    waiters: list[tuple[int, int]] = field(default_factory=list)
+
+
+@dataclass
+class _JobState:
+    job: Job
+    outcomes: list[UnitOutcome | None]
+
+    @property
+    def complete(self) -> bool:
+        return all(o is not None for o in self.outcomes)
+
+
+class DaskExecutor:
+    """Submits units of work for jobs and hands back each job once all its folds are done.
+
+    Parameters
+    ----------
+    client : distributed.Client
+    context : distributed.Future
+        The :class:`~daskhpo.execution.tasks.SearchContext` already on the cluster.
+    context_token : str
+        A deterministic token of that context (data, estimator, scoring, folds).
+    n_splits : int
+        Number of folds each job is evaluated on.
+    prefix_params : callable, optional
+        For a pipeline, maps a candidate's params to the params that affect its leading steps (or
+        ``None`` when the candidate cannot share them). Enables prefix sharing.
+    n_slots : int
+        How many tasks the cluster runs at once (total worker threads).
+    target_task_seconds : float
+        Batches are sized so a task runs about this long once unit costs are known.
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        context: Future,
+        context_token: str,
+        n_splits: int,
+        *,
+        prefix_params: Callable[[Mapping[str, Any]], dict[str, Any] | None] | None = None,
+        n_slots: int = 1,
+        target_task_seconds: float = 0.25,
+        max_batch: int = 256,
+    ) -> None:
+        self.client = client
+        self.context = context
+        self.context_token = context_token
+        self.n_splits = n_splits
+        self.prefix_params = prefix_params
+        self.n_slots = max(1, n_slots)
+        self.max_in_flight = 2 * self.n_slots
+        self.target_task_seconds = target_task_seconds
+        self.max_batch = max_batch
+
+        self._jobs: dict[int, _JobState] = {}
+        self._units: dict[str, _Unit] = {}  # submitted or pending, not finished
+        self._finished: dict[str, UnitOutcome] = {}
+        self._pending: OrderedDict[str | None, deque[_Unit]] = OrderedDict()
+        self._n_pending = 0
+        self._prefix_futures: dict[str, Future] = {}
+        self._prefix_refs: dict[str, int] = {}
+        self._tasks: dict[str, list[_Unit]] = {}
+        self._futures: dict[str, Future] = {}
+        self._ac = as_completed(loop=client.loop)
+        self._ready: list[tuple[Job, list[UnitOutcome]]] = []
+        self._unit_seconds: float | None = None
+        self.n_tasks = 0
+        self.n_units_computed = 0
+        self.n_units_shared = 0
+        self.n_prefix_tasks = 0
+
+    # -- sizing -------------------------------------------------------------------------------
+    def _ideal_batch(self) -> int:
+        if self._unit_seconds is None:
+            return 1
+        return max(
+            1, min(self.max_batch, int(self.target_task_seconds / max(self._unit_seconds, 1e-6)))
+        )
+
+    def _batch_size(self) -> int:
+        # Never pack more than an even share of what is waiting, so that every slot gets work.
+        share = math.ceil(self._n_pending / self.n_slots) if self._n_pending else 1
+        return max(1, min(self._ideal_batch(), share))
+
+    def room(self) -> int:
+        """How many more jobs the executor would like buffered now."""
+        want_units = 2 * self.max_in_flight * self._ideal_batch()
+        missing = want_units - self._n_pending
+        return max(0, math.ceil(missing / self.n_splits))
+
+    @property
+    def n_in_flight(self) -> int:
+        return len(self._futures)
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._futures) or self._n_pending > 0 or bool(self._ready)
+
+    # -- submission -----------------------------------------------------------------------------
+    def submit(self, jobs: list[Job]) -> None:
+        """Queue the units of ``jobs`` (a job whose every unit was already computed is ready at once)."""
+        for job in jobs:
+            state = _JobState(job, [None] * self.n_splits)
+            self._jobs[job.trial_id] = state
+            prefix = self.prefix_params(job.params) if self.prefix_params else None
+            for fold in range(self.n_splits):
+                key = tokenize(
+                    self.context_token, sorted(job.params.items(), key=lambda kv: kv[0]), fold
+                )
+                if key in self._finished:
+                    state.outcomes[fold] = self._finished[key]
+                    self.n_units_shared += 1
+                    continue
+                if key in self._units:
+                    self._units[key].waiters.append((job.trial_id, fold))
+                    self.n_units_shared += 1
+                    continue
+                prefix_key = None
+                if prefix is not None:
+                    prefix_key = tokenize(
+                        self.context_token, "prefix", sorted(prefix.items()), fold
+                    )
+                unit = _Unit(key, job.params, fold, prefix_key, [(job.trial_id, fold)])
+                self._units[key] = unit
+                self._pending.setdefault(prefix_key, deque()).append(unit)
+                self._n_pending += 1
+                if prefix_key is not None:
+                    self._prefix_refs[prefix_key] = self._prefix_refs.get(prefix_key, 0) + 1
+                    if prefix_key not in self._prefix_futures:
+                        self._prefix_futures[prefix_key] = self.client.submit(
+                            fit_prefix,
+                            self.context,
+                            prefix,
+                            fold,
+                            key=f"daskhpo-prefix-{prefix_key}",
+                        )
+                        self.n_prefix_tasks += 1
+            if state.complete:
+                del self._jobs[job.trial_id]
+                self._ready.append((job, [o for o in state.outcomes if o is not None]))
+
+    def dispatch(self) -> None:
+        """Submit batches while fewer than ``max_in_flight`` tasks are on the cluster."""
+        while self._n_pending and len(self._futures) < self.max_in_flight:
+            size = self._batch_size()
+            prefix_key, queue = next(iter(self._pending.items()))
+            batch = [queue.popleft() for _ in range(min(size, len(queue)))]
+            if not queue:
+                del self._pending[prefix_key]
+            self._n_pending -= len(batch)
+            units = [(u.key, dict(u.params), u.fold) for u in batch]
+            key = "daskhpo-fit-" + tokenize([u.key for u in batch])
+            args: list[Any] = [self.context, units]
+            if prefix_key is not None:
+                args.append(self._prefix_futures[prefix_key])
+            future = self.client.submit(run_units, *args, key=key)
+            self._tasks[key] = batch
+            self._futures[key] = future
+            self._ac.add(future)
+            self.n_tasks += 1
+
+    # -- completion -------------------------------------------------------------------------------
+    def wait(self) -> list[tuple[Job, list[UnitOutcome]]]:
+        """Block until at least one task finishes; return the jobs whose every fold is now done."""
+        done_jobs, self._ready = self._ready, []
+        if done_jobs or not self._futures:
+            return done_jobs
+        finished = self._ac.next_batch(block=True)
+        for future in finished:
+            batch = self._tasks.pop(future.key)
+            del self._futures[future.key]
+            outcomes = self._collect(future, batch)
+            future.release()
+            self._observe(outcomes)
+            for unit, outcome in zip(batch, outcomes, strict=True):
+                self._finish_unit(unit, outcome, done_jobs)
+        return done_jobs
+
+    def _collect(self, future: Future, batch: list[_Unit]) -> list[UnitOutcome]:
+        try:
+            return list(future.result())
+        except (
+            Exception
+        ) as exc:  # the task itself died: lost worker beyond retries, unpicklable output
+            import traceback
+
+            text = "".join(traceback.format_exception(exc))
+            return [UnitOutcome(u.key, None, None, 0.0, 0.0, text, exc) for u in batch]
+
+    def _observe(self, outcomes: list[UnitOutcome]) -> None:
+        timed = [o.fit_time + o.score_time for o in outcomes if o.error is None]
+        if not timed:
+            return
+        per_unit = sum(timed) / len(timed)
+        if self._unit_seconds is None:
+            self._unit_seconds = per_unit
+        else:
+            self._unit_seconds = 0.7 * self._unit_seconds + 0.3 * per_unit
+
+    def _finish_unit(
+        self, unit: _Unit, outcome: UnitOutcome, done_jobs: list[tuple[Job, list[UnitOutcome]]]
+    ) -> None:
+        self.n_units_computed += 1
+        self._units.pop(unit.key, None)
+        if outcome.error is None:
+            self._finished[unit.key] = outcome
+        if unit.prefix_key is not None:
+            self._prefix_refs[unit.prefix_key] -= 1
+            if self._prefix_refs[unit.prefix_key] == 0:
+                del self._prefix_refs[unit.prefix_key]
+                self._prefix_futures.pop(unit.prefix_key).release()
+        for trial_id, fold in unit.waiters:
+            state = self._jobs[trial_id]
+            state.outcomes[fold] = outcome
+            if state.complete:
+                del self._jobs[trial_id]
+                done_jobs.append((state.job, [o for o in state.outcomes if o is not None]))
+
+    def cancel(self) -> None:
+        """Cancel everything in flight and forget what is pending (on error or interrupt)."""
+        futures = list(self._futures.values()) + list(self._prefix_futures.values())
+        if futures:
+            self.client.cancel(futures)
+        self._futures.clear()
+        self._tasks.clear()
+        self._prefix_futures.clear()
+        self._prefix_refs.clear()
+        self._pending.clear()
+        self._n_pending = 0
+        self._ready.clear()
+        self._ac.clear()

@@ -1,0 +1,268 @@
+"""Functions that run on the workers. They import scikit-learn, never distributed.
+
+The data, folds, estimator and scorers travel once, as one :class:`SearchContext` kept on the cluster;
+each task then receives only a small list of units: ``(unit key, params, fold index)``.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sklearn.base import clone
+from sklearn.utils import _safe_indexing
+
+__all__ = [
+    "SearchContext",
+    "UnitOutcome",
+    "PrefixOutcome",
+    "make_context",
+    "run_units",
+    "fit_prefix",
+    "refit",
+]
+
+
+@dataclass
+class SearchContext:
+    """Everything the tasks of one search share, shipped to the workers once."""
+
+    X: Any
+    y: Any
+    folds: list[tuple[np.ndarray, np.ndarray]]
+    estimator: Any
+    scorer: Any
+    fit_params: dict[str, Any] = field(default_factory=dict)
+    score_params: dict[str, Any] = field(default_factory=dict)
+    return_train_score: bool = False
+    # With a shared pipeline prefix, score the final step on the already transformed test fold (exactly
+    # what Pipeline.predict computes). Off for custom scoring callables, which may look at the pipeline.
+    score_transformed: bool = True
+
+    @property
+    def n_samples(self) -> int:
+        return _num_samples(self.X)
+
+    def split(self, fold: int) -> tuple[Any, Any, Any, Any]:
+        train, test = self.folds[fold]
+        y_train = None if self.y is None else _safe_indexing(self.y, train)
+        y_test = None if self.y is None else _safe_indexing(self.y, test)
+        return _safe_indexing(self.X, train), _safe_indexing(self.X, test), y_train, y_test
+
+    def params_for(self, params: Mapping[str, Any], indices: np.ndarray) -> dict[str, Any]:
+        """Index every per-sample parameter by ``indices``; pass the others through."""
+        n = self.n_samples
+        out = {}
+        for key, value in params.items():
+            if value is not None and not np.isscalar(value) and _num_samples_or_none(value) == n:
+                out[key] = _safe_indexing(value, indices)
+            else:
+                out[key] = value
+        return out
+
+
+def _num_samples(x: Any) -> int:
+    shape = getattr(x, "shape", None)
+    if shape is not None and len(shape) > 0:
+        return int(shape[0])
+    return len(x)
+
+
+def _num_samples_or_none(x: Any) -> int | None:
+    try:
+        return _num_samples(x)
+    except TypeError:
+        return None
+
+
+def make_context(
+    X: Any,
+    y: Any,
+    estimator: Any,
+    scorer: Any,
+    cv: Any,
+    folds: list[tuple[np.ndarray, np.ndarray]] | None,
+    groups: Any,
+    fit_params: dict[str, Any],
+    score_params: dict[str, Any],
+    return_train_score: bool,
+    score_transformed: bool = True,
+) -> SearchContext:
+    """Build the shared context on a worker; splits the folds there when the client could not."""
+    if folds is None:
+        folds = [(np.asarray(tr), np.asarray(te)) for tr, te in cv.split(X, y, groups)]
+    return SearchContext(
+        X=X,
+        y=y,
+        folds=folds,
+        estimator=estimator,
+        scorer=scorer,
+        fit_params=dict(fit_params),
+        score_params=dict(score_params),
+        return_train_score=return_train_score,
+        score_transformed=score_transformed,
+    )
+
+
+@dataclass
+class UnitOutcome:
+    """The result of fitting and scoring one candidate on one fold."""
+
+    key: str
+    test_scores: float | dict[str, float] | None
+    train_scores: float | dict[str, float] | None
+    fit_time: float
+    score_time: float
+    error: str | None = None
+    exception: BaseException | None = None
+
+
+@dataclass
+class PrefixOutcome:
+    """The fitted leading steps of a pipeline on one fold, with the data they transformed."""
+
+    steps: list[tuple[str, Any]] | None
+    Xt_train: Any
+    Xt_test: Any
+    fit_time: float
+    error: str | None = None
+    exception: BaseException | None = None
+
+
+def _score(
+    scorer: Any, estimator: Any, X: Any, y: Any, params: dict[str, Any]
+) -> float | dict[str, float]:
+    value = (
+        scorer(estimator, X, y, **params) if y is not None else scorer(estimator, X, None, **params)
+    )
+    if isinstance(value, Mapping):
+        return {name: float(v) for name, v in value.items()}
+    return float(value)
+
+
+def _picklable(exc: BaseException) -> BaseException | None:
+    import pickle
+
+    try:
+        pickle.loads(pickle.dumps(exc))
+    except Exception:
+        return None
+    return exc
+
+
+def _failure(key: str, exc: BaseException, fit_time: float, score_time: float = 0.0) -> UnitOutcome:
+    return UnitOutcome(
+        key=key,
+        test_scores=None,
+        train_scores=None,
+        fit_time=fit_time,
+        score_time=score_time,
+        error="".join(traceback.format_exception(exc)),
+        exception=_picklable(exc),
+    )
+
+
+def _fit_score_one(
+    ctx: SearchContext, key: str, params: Mapping[str, Any], fold: int, prefix: PrefixOutcome | None
+) -> UnitOutcome:
+    train, test = ctx.folds[fold]
+    fit_params = ctx.params_for(ctx.fit_params, train)
+    t0 = time.perf_counter()
+    try:
+        estimator = clone(ctx.estimator).set_params(**clone(dict(params), safe=False))
+        if prefix is None:
+            X_train, X_test, y_train, y_test = ctx.split(fold)
+            to_score = estimator
+        else:
+            if prefix.error is not None:
+                return UnitOutcome(
+                    key, None, None, prefix.fit_time, 0.0, prefix.error, prefix.exception
+                )
+            # The leading steps were fitted once for every candidate that shares them: fit the final step
+            # on their output and score it on the transformed test fold, which is what Pipeline.predict does.
+            y_train = None if ctx.y is None else _safe_indexing(ctx.y, train)
+            y_test = None if ctx.y is None else _safe_indexing(ctx.y, test)
+            pipe = estimator
+            estimator = pipe.steps[-1][1]
+            X_train, X_test = prefix.Xt_train, prefix.Xt_test
+            to_score = estimator
+        if y_train is None:
+            estimator.fit(X_train, **fit_params)
+        else:
+            estimator.fit(X_train, y_train, **fit_params)
+        if prefix is not None and not ctx.score_transformed:
+            pipe.steps = [*prefix.steps, pipe.steps[-1]]
+            to_score = pipe
+            X_train, X_test, _, _ = ctx.split(fold)
+    except Exception as exc:
+        return _failure(key, exc, time.perf_counter() - t0 + (prefix.fit_time if prefix else 0.0))
+    fit_time = time.perf_counter() - t0 + (prefix.fit_time if prefix else 0.0)
+    t1 = time.perf_counter()
+    try:
+        test_scores = _score(
+            ctx.scorer, to_score, X_test, y_test, ctx.params_for(ctx.score_params, test)
+        )
+        train_scores = None
+        score_time = time.perf_counter() - t1
+        if ctx.return_train_score:
+            train_scores = _score(
+                ctx.scorer, to_score, X_train, y_train, ctx.params_for(ctx.score_params, train)
+            )
+    except Exception as exc:
+        return _failure(key, exc, fit_time, time.perf_counter() - t1)
+    return UnitOutcome(key, test_scores, train_scores, fit_time, score_time)
+
+
+def run_units(
+    ctx: SearchContext,
+    units: Sequence[tuple[str, Mapping[str, Any], int]],
+    prefix: PrefixOutcome | None = None,
+) -> list[UnitOutcome]:
+    """Fit and score a batch of ``(key, params, fold)`` units; failures are returned, never raised."""
+    from threadpoolctl import threadpool_limits
+
+    # Workers run one task per thread: nested BLAS threads would only fight over the same cores.
+    with threadpool_limits(1):
+        return [_fit_score_one(ctx, key, params, fold, prefix) for key, params, fold in units]
+
+
+def fit_prefix(ctx: SearchContext, params: Mapping[str, Any], fold: int) -> PrefixOutcome:
+    """Fit every step but the last of a pipeline on one fold and transform both sides of the fold."""
+    from threadpoolctl import threadpool_limits
+
+    X_train, X_test, y_train, _ = ctx.split(fold)
+    t0 = time.perf_counter()
+    try:
+        with threadpool_limits(1):
+            pipe = clone(ctx.estimator).set_params(**clone(dict(params), safe=False))
+            head = pipe[:-1]
+            Xt_train = head.fit_transform(X_train, y_train)
+            Xt_test = head.transform(X_test)
+    except Exception as exc:
+        return PrefixOutcome(
+            None,
+            None,
+            None,
+            time.perf_counter() - t0,
+            "".join(traceback.format_exception(exc)),
+            _picklable(exc),
+        )
+    return PrefixOutcome(list(head.steps), Xt_train, Xt_test, time.perf_counter() - t0)
+
+
+def refit(ctx: SearchContext, params: Mapping[str, Any]) -> tuple[Any, float]:
+    """Fit the estimator with ``params`` on all the data; returns it with the seconds it took."""
+    from threadpoolctl import threadpool_limits
+
+    estimator = clone(ctx.estimator).set_params(**clone(dict(params), safe=False))
+    t0 = time.perf_counter()
+    with threadpool_limits(1):
+        if ctx.y is None:
+            estimator.fit(ctx.X, **ctx.fit_params)
+        else:
+            estimator.fit(ctx.X, ctx.y, **ctx.fit_params)
+    return estimator, time.perf_counter() - t0

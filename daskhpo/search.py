@@ -1,0 +1,585 @@
+"""scikit-learn compatible search estimators that run on a Dask cluster.
+
+:class:`GridSearchCV` and :class:`RandomizedSearchCV` take the same arguments as their scikit-learn
+namesakes (plus ``client=``), evaluate the same candidates on the same folds, and end with the same
+fitted attributes: ``cv_results_``, ``best_index_``, ``best_params_``, ``best_score_``,
+``best_estimator_``, ``refit_time_``, ``scorer_``, ``n_splits_``, ``multimetric_``. Prediction methods
+delegate to ``best_estimator_`` through scikit-learn's own ``BaseSearchCV``, which these classes extend.
+"""
+
+from __future__ import annotations
+
+import difflib
+import numbers
+import sys
+import warnings
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from dask.base import is_dask_collection, tokenize
+from sklearn.base import clone, is_classifier
+from sklearn.exceptions import FitFailedWarning
+from sklearn.metrics._scorer import _BaseScorer, _MultimetricScorer, _PassthroughScorer
+from sklearn.model_selection import (
+    RepeatedStratifiedKFold,
+    StratifiedGroupKFold,
+    StratifiedKFold,
+    check_cv,
+)
+from sklearn.model_selection._search import BaseSearchCV
+from sklearn.pipeline import Pipeline
+from sklearn.utils import indexable
+
+from .cluster import get_client
+from .exceptions import FitFailedError, InvalidSearchError, InvalidSearchTypeError
+from .execution.executor import DaskExecutor
+from .execution.tasks import SearchContext, UnitOutcome, refit
+from .progress import ProgressBar
+from .store import MemoryStore
+from .strategies.base import Result
+from .strategies.candidates import CandidateList, GridStrategy, RandomStrategy
+from .tuner import Tuner
+
+__all__ = ["GridSearchCV", "RandomizedSearchCV"]
+
+
+def _attach_data(ctx: SearchContext, X: Any) -> SearchContext:
+    ctx.X = X
+    return ctx
+
+
+def _n_rows(x: Any) -> int | None:
+    shape = getattr(x, "shape", None)
+    if shape is not None and len(shape) and isinstance(shape[0], numbers.Integral):
+        return int(shape[0])
+    if shape is None and hasattr(x, "__len__") and not is_dask_collection(x):
+        return len(x)
+    return None
+
+
+def _pipeline_prefix(estimator: Any) -> Any:
+    """For a Pipeline, a function giving the params of a candidate that touch its leading steps."""
+    if not isinstance(estimator, Pipeline) or len(estimator.steps) < 2:
+        return None
+    final = estimator.steps[-1][0]
+    if estimator.steps[-1][1] in (None, "passthrough"):
+        return None
+    leading = {name for name, _ in estimator.steps[:-1]}
+
+    def prefix(params: Mapping[str, Any]) -> dict[str, Any] | None:
+        out = {}
+        for key, value in params.items():
+            head = key.split("__", 1)[0]
+            if head == final:
+                continue
+            if head not in leading:  # a pipeline-level parameter such as steps or memory
+                return None
+            out[key] = value
+        return out
+
+    return prefix
+
+
+class _DaskSearchMixin(BaseSearchCV):
+    """The fit loop shared by the search estimators; subclasses say which strategy to run."""
+
+    _space_name = "param_grid"
+
+    def _make_strategy(self) -> CandidateList:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __sklearn_clone__(self) -> Any:
+        # clone() deep-copies non-estimator parameters; a live Client must be shared, not copied.
+        params = self.get_params(deep=False)
+        client = params.pop("client", None)
+        return type(self)(**{k: clone(v, safe=False) for k, v in params.items()}, client=client)
+
+    # -- validation, all before any cluster work -----------------------------------------------
+    def _check_settings(self) -> None:
+        if not hasattr(self.estimator, "fit"):
+            raise InvalidSearchTypeError(
+                f"estimator={self.estimator!r} has no fit method: pass a scikit-learn estimator or pipeline."
+            )
+        es = self.error_score
+        if not (es == "raise" or (isinstance(es, numbers.Real) and not isinstance(es, bool))):
+            raise InvalidSearchError(
+                f"error_score={es!r}: use 'raise' to stop on the first failing fit, or a number "
+                "(such as np.nan or 0) to record failing fits with that score."
+            )
+        if not (
+            isinstance(self.refit, bool) or isinstance(self.refit, str) or callable(self.refit)
+        ):
+            raise InvalidSearchTypeError(
+                f"refit={self.refit!r}: use True/False, the name of a scorer, or a callable that picks "
+                "the best index from cv_results_."
+            )
+        if self.n_jobs is not None and (
+            not isinstance(self.n_jobs, numbers.Integral) or self.n_jobs == 0
+        ):
+            raise InvalidSearchError(
+                f"n_jobs={self.n_jobs!r}: use None or -1 for every worker thread of the cluster, or a "
+                "positive number of concurrent tasks."
+            )
+        if not isinstance(self.return_train_score, (bool, np.bool_)):
+            raise InvalidSearchTypeError(
+                f"return_train_score={self.return_train_score!r}: use True or False."
+            )
+
+    def _check_param_names(self, candidates: Sequence[Mapping[str, Any]]) -> None:
+        seen: set[tuple[str, ...]] = set()
+        for params in candidates:
+            keys = tuple(params)
+            if keys in seen:
+                continue
+            seen.add(keys)
+            est = clone(self.estimator)
+            for key in keys:
+                try:
+                    est.set_params(**{key: clone(params[key], safe=False)})
+                except ValueError as exc:
+                    valid = sorted(clone(self.estimator).get_params(deep=True))
+                    close = difflib.get_close_matches(key, valid, n=1)
+                    hint = f" Did you mean {close[0]!r}?" if close else ""
+                    raise InvalidSearchError(
+                        f"{self._space_name} has {key!r}, which is not a parameter of "
+                        f"{type(self.estimator).__name__}.{hint} Valid names: {', '.join(valid)}."
+                    ) from exc
+
+    def _checked_scorers(self) -> tuple[Any, str]:
+        try:
+            return self._get_scorers()
+        except ValueError as exc:
+            text = str(exc)
+            if "refit" in text:
+                raise InvalidSearchError(
+                    f"refit={self.refit!r}: with several metrics in scoring, refit must name one of "
+                    f"them ({', '.join(map(repr, self._metric_names()))}), be a callable, or be False."
+                ) from exc
+            from sklearn.metrics import get_scorer_names
+
+            names = [self.scoring] if isinstance(self.scoring, str) else list(self._metric_names())
+            bad = [n for n in names if isinstance(n, str) and n not in get_scorer_names()]
+            hint = ""
+            if bad:
+                close = difflib.get_close_matches(bad[0], get_scorer_names(), n=3)
+                hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+            raise InvalidSearchError(
+                f"scoring={self.scoring!r} is not a valid scoring: {text}{hint} "
+                "See sklearn.metrics.get_scorer_names() for the names."
+            ) from exc
+
+    def _metric_names(self) -> list[str]:
+        if isinstance(self.scoring, Mapping):
+            return list(self.scoring)
+        if isinstance(self.scoring, (list, tuple, set)):
+            return list(self.scoring)
+        return ["score"]
+
+    def _checked_xy(self, X: Any, y: Any) -> tuple[Any, Any]:
+        nx, ny = _n_rows(X), (None if y is None else _n_rows(y))
+        if nx is not None and ny is not None and nx != ny:
+            raise InvalidSearchError(
+                f"X has {nx} samples but y has {ny}: X and y need one row per sample."
+            )
+        if is_dask_collection(X) or is_dask_collection(y):
+            return X, y
+        try:
+            return tuple(indexable(X, y))  # type: ignore[return-value]
+        except ValueError as exc:
+            raise InvalidSearchError(f"X and y do not line up: {exc}") from exc
+
+    def _plan_folds(self, X: Any, y: Any, groups: Any) -> list[tuple[np.ndarray, np.ndarray]]:
+        cv = check_cv(self.cv, y, classifier=is_classifier(self.estimator))
+        if y is not None and isinstance(
+            cv, (StratifiedKFold, RepeatedStratifiedKFold, StratifiedGroupKFold)
+        ):
+            n_splits = cv.n_splits if hasattr(cv, "n_splits") else cv.get_n_splits()
+            if isinstance(cv, RepeatedStratifiedKFold):
+                n_splits = cv.cvargs["n_splits"]
+            labels, counts = np.unique(np.asarray(y), return_counts=True)
+            if counts.min() < n_splits:
+                rare = labels[counts.argmin()]
+                raise InvalidSearchError(
+                    f"cv={self.cv!r} asks for {n_splits} stratified folds but class {rare!r} of y has only "
+                    f"{counts.min()} member(s): use cv={max(2, int(counts.min()))} or fewer folds, "
+                    "a KFold splitter, or more samples of that class."
+                )
+        n = _n_rows(X)
+        placeholder = X if n is not None else np.empty((len(y), 0))
+        try:
+            folds = [
+                (np.asarray(tr), np.asarray(te)) for tr, te in cv.split(placeholder, y, groups)
+            ]
+        except ValueError as exc:
+            raise InvalidSearchError(f"cv={self.cv!r} cannot split this data: {exc}") from exc
+        if not folds:
+            raise InvalidSearchError(f"cv={self.cv!r} produced no train/test splits.")
+        return folds
+
+    # -- fit --------------------------------------------------------------------------------------------
+    def fit(self, X: Any, y: Any = None, **params: Any) -> Any:
+        """Evaluate every candidate on every fold on the Dask cluster, then refit the best.
+
+        Parameters
+        ----------
+        X : array-like, pandas DataFrame, or dask array/DataFrame of shape (n_samples, n_features)
+        y : array-like, pandas Series, or dask array/Series of shape (n_samples,), optional
+        **params : dict
+            Passed to the estimator's ``fit`` (per-sample values are split with the folds), plus
+            ``groups`` for group-aware splitters, as in scikit-learn.
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        InvalidSearchError
+            On bad settings or data, before any work is sent to the cluster.
+        FitFailedError
+            When every fit failed.
+        """
+        self._check_settings()
+        strategy = self._make_strategy()
+        candidates = strategy.candidates
+        self._check_param_names(candidates)
+        scorers, refit_metric = self._checked_scorers()
+        X, y = self._checked_xy(X, y)
+        if is_dask_collection(y):
+            y = np.asarray(y.compute())
+        routed = self._get_routed_params_for_fit(params)
+        groups = routed.splitter.split.get("groups")
+        if is_dask_collection(groups):
+            groups = np.asarray(groups.compute())
+        fit_params = dict(routed.estimator.fit)
+        score_params = dict(routed.scorer.score)
+        folds = self._plan_folds(X, y, groups)
+        n_splits = len(folds)
+
+        client = get_client(self.client, verbose=self.verbose)
+        n_slots = self._slots(client)
+
+        score_transformed = isinstance(scorers, (_BaseScorer, _PassthroughScorer)) or (
+            isinstance(scorers, _MultimetricScorer)
+            and all(
+                isinstance(s, (_BaseScorer, _PassthroughScorer)) for s in scorers._scorers.values()
+            )
+        )
+        dask_x = is_dask_collection(X)
+        ctx = SearchContext(
+            X=None if dask_x else X,
+            y=y,
+            folds=folds,
+            estimator=clone(self.estimator),
+            scorer=scorers,
+            fit_params=fit_params,
+            score_params=score_params,
+            return_train_score=bool(self.return_train_score),
+            score_transformed=score_transformed,
+        )
+        data_token = X.name if hasattr(X, "name") and dask_x else tokenize(X)
+        context_token = tokenize(
+            data_token,
+            y,
+            folds,
+            self.estimator,
+            repr(self.scoring),
+            fit_params,
+            score_params,
+            bool(self.return_train_score),
+        )
+        if dask_x:
+            # The dask collection is computed on the cluster, never on this machine.
+            ctx_future = client.submit(
+                _attach_data,
+                client.scatter(ctx),
+                client.compute(X),
+                key=f"daskhpo-data-{context_token}",
+            )
+        else:
+            ctx_future = client.scatter(ctx, broadcast=True)
+
+        prefix = _pipeline_prefix(self.estimator) if not fit_params else None
+        if prefix is not None:
+            shared = {tokenize(sorted((prefix(c) or {"": id(c)}).items())) for c in candidates}
+            if len(shared) * 2 > len(candidates):
+                prefix = None  # too little sharing to pay for the extra tasks
+
+        executor = DaskExecutor(
+            client, ctx_future, context_token, n_splits, prefix_params=prefix, n_slots=n_slots
+        )
+        store = MemoryStore()
+        self.store_ = store
+        self._multimetric: bool | None = None
+        if self.verbose > 0:
+            print(
+                f"Fitting {n_splits} folds for each of {len(candidates)} candidates, totalling "
+                f"{n_splits * len(candidates)} fits on {n_slots} Dask worker threads",
+                file=sys.stderr,
+            )
+        bar = ProgressBar(len(candidates), enabled=self.verbose > 0, desc=type(self).__name__)
+
+        def on_result(result: Result, outcomes: list[UnitOutcome]) -> None:
+            bar.update(result)
+            for o in outcomes:
+                if o.error is None and self._multimetric is None:
+                    self._multimetric = isinstance(o.test_scores, dict)
+            if result.failed and self.error_score == "raise":
+                self._raise_failure(result, outcomes, len(store))
+
+        metric = refit_metric if isinstance(refit_metric, str) else None
+        try:
+            Tuner(strategy, executor, store, metric=metric, on_result=on_result).run()
+        finally:
+            bar.close()
+        self.stats_ = {
+            "tasks": executor.n_tasks,
+            "units_computed": executor.n_units_computed,
+            "units_shared": executor.n_units_shared,
+            "prefix_tasks": executor.n_prefix_tasks,
+            "worker_threads": n_slots,
+        }
+
+        self._finish(
+            store.results(), candidates, n_splits, scorers, refit_metric, client, ctx_future
+        )
+        return self
+
+    def _slots(self, client: Any) -> int:
+        nthreads = client.nthreads()
+        if not nthreads:
+            client.wait_for_workers(1, timeout=60)
+            nthreads = client.nthreads()
+        total = max(1, sum(nthreads.values()))
+        if self.n_jobs is None:
+            return total
+        if self.n_jobs < 0:
+            return max(1, total + 1 + self.n_jobs)
+        return min(total, int(self.n_jobs))
+
+    def _raise_failure(self, result: Result, outcomes: list[UnitOutcome], n_stored: int) -> None:
+        fold, bad = next((k, o) for k, o in enumerate(outcomes) if o.error is not None)
+        note = (
+            f"daskhpo: raised while fitting candidate {dict(result.job.params)!r} on fold {fold} "
+            f"(error_score='raise'). The {n_stored} finished trials are kept in search.store_; set "
+            "error_score=np.nan to record failing candidates and go on."
+        )
+        if bad.exception is not None:
+            bad.exception.add_note(note)
+            raise bad.exception
+        raise FitFailedError(f"{note}\n{bad.error}")
+
+    def _finish(
+        self,
+        results: list[Result],
+        candidates: list[dict[str, Any]],
+        n_splits: int,
+        scorers: Any,
+        refit_metric: Any,
+        client: Any,
+        ctx_future: Any,
+    ) -> None:
+        results = sorted(results, key=lambda r: r.trial_id)
+        errors = [e for r in results for e in r.errors if e is not None]
+        n_fits = len(results) * n_splits
+        if errors and len(errors) == n_fits:
+            raise FitFailedError(
+                f"All the {n_fits} fits failed: the estimator or its parameters are probably "
+                f"misconfigured.\n{_group_errors(errors)}"
+            )
+        if errors:
+            warnings.warn(
+                f"\n{len(errors)} fits failed out of a total of {n_fits}.\nThe score on these train-test "
+                f"partitions for these parameters will be set to {self.error_score}.\n"
+                f"{_group_errors(errors)}",
+                FitFailedWarning,
+                stacklevel=3,
+            )
+        self.multimetric_ = bool(self._multimetric)
+        if callable(self.scoring) and self.multimetric_:
+            names = list(next(r.test_scores for r in results if r.test_scores))
+            try:
+                self._check_refit_for_multimetric(names)
+            except ValueError as exc:
+                raise InvalidSearchError(str(exc)) from exc
+            refit_metric = self.refit
+        out = []
+        for r in results:
+            for k in range(n_splits):
+                failed = r.errors[k] is not None if r.errors else False
+                test = {n: (self.error_score if failed else v[k]) for n, v in r.test_scores.items()}
+                train = None
+                if r.train_scores is not None:
+                    train = {
+                        n: (self.error_score if failed else v[k]) for n, v in r.train_scores.items()
+                    }
+                entry: dict[str, Any] = {
+                    "fit_time": r.fit_times[k],
+                    "score_time": r.score_times[k],
+                    "test_scores": test if self.multimetric_ else test["score"],
+                }
+                if self.return_train_score:
+                    entry["train_scores"] = (
+                        train
+                        if self.multimetric_
+                        else (train or {"score": self.error_score})["score"]
+                    )
+                out.append(entry)
+        if not self.multimetric_:
+            for entry in out:
+                if isinstance(entry["test_scores"], dict):
+                    entry["test_scores"] = next(iter(entry["test_scores"].values()))
+        cv_results = self._format_results(candidates, n_splits, out)
+
+        if self.refit or not self.multimetric_:
+            self.best_index_ = int(self._select_best_index(self.refit, refit_metric, cv_results))
+            if not callable(self.refit):
+                self.best_score_ = cv_results[f"mean_test_{refit_metric}"][self.best_index_]
+            self.best_params_ = cv_results["params"][self.best_index_]
+        if self.refit:
+            estimator, seconds = client.submit(
+                refit, ctx_future, self.best_params_, pure=False
+            ).result()
+            self.best_estimator_ = estimator
+            self.refit_time_ = seconds
+            if hasattr(estimator, "feature_names_in_"):
+                self.feature_names_in_ = estimator.feature_names_in_
+        self.scorer_ = scorers._scorers if isinstance(scorers, _MultimetricScorer) else scorers
+        self.cv_results_ = cv_results
+        self.n_splits_ = n_splits
+
+
+def _group_errors(errors: list[str]) -> str:
+    counts = Counter(errors)
+    return "\n".join(
+        f"{'-' * 80}\n{n} fits failed with the following error:\n{text}"
+        for text, n in counts.most_common()
+    )
+
+
+class GridSearchCV(_DaskSearchMixin):
+    """Exhaustive search over a parameter grid, evaluated on a Dask cluster.
+
+    Same parameters and attributes as :class:`sklearn.model_selection.GridSearchCV`, plus ``client``.
+
+    Parameters
+    ----------
+    estimator : estimator object
+        A scikit-learn estimator or pipeline.
+    param_grid : dict or list of dicts
+        Parameter names mapped to lists of values to try; a list of dicts searches each grid in turn.
+    scoring, refit, cv, verbose, error_score, return_train_score
+        As in scikit-learn. ``verbose > 0`` also shows a progress bar and the dashboard link.
+    n_jobs : int, optional
+        Maximum number of concurrent tasks; None or -1 uses every worker thread of the cluster.
+    pre_dispatch : str or int
+        Accepted for compatibility; the executor sizes its own queue of tasks.
+    client : distributed.Client or str, optional
+        The cluster to use (a client, or a scheduler address). By default the active client, or else an
+        embedded LocalCluster started once per process.
+
+    Attributes
+    ----------
+    cv_results_, best_estimator_, best_score_, best_params_, best_index_, scorer_, n_splits_,
+    refit_time_, multimetric_
+        As in scikit-learn.
+    store_ : MemoryStore
+        Every trial result, in completion order (kept even when ``fit`` raises).
+    stats_ : dict
+        Tasks submitted, units computed and shared, pipeline prefix tasks, worker threads used.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.tree import DecisionTreeClassifier
+    >>> from daskhpo import GridSearchCV
+    >>> X, y = load_iris(return_X_y=True)
+    >>> search = GridSearchCV(DecisionTreeClassifier(random_state=0), {"max_depth": [1, 2, 3]}, cv=3)
+    >>> search.fit(X, y).best_params_  # doctest: +SKIP
+    {'max_depth': 3}
+    """
+
+    _space_name = "param_grid"
+
+    def __init__(
+        self,
+        estimator: Any,
+        param_grid: Any,
+        *,
+        scoring: Any = None,
+        n_jobs: int | None = None,
+        refit: Any = True,
+        cv: Any = None,
+        verbose: int = 0,
+        pre_dispatch: Any = "2*n_jobs",
+        error_score: Any = np.nan,
+        return_train_score: bool = False,
+        client: Any = None,
+    ) -> None:
+        super().__init__(
+            estimator=estimator,
+            scoring=scoring,
+            n_jobs=n_jobs,
+            refit=refit,
+            cv=cv,
+            verbose=verbose,
+            pre_dispatch=pre_dispatch,
+            error_score=error_score,
+            return_train_score=return_train_score,
+        )
+        self.param_grid = param_grid
+        self.client = client
+
+    def _make_strategy(self) -> CandidateList:
+        return GridStrategy(self.param_grid)
+
+
+class RandomizedSearchCV(_DaskSearchMixin):
+    """Randomized search over parameter distributions, evaluated on a Dask cluster.
+
+    Same parameters and attributes as :class:`sklearn.model_selection.RandomizedSearchCV`, plus
+    ``client``; for the same ``random_state`` it evaluates exactly the candidates scikit-learn would.
+    ``param_distributions`` values may be lists, scipy.stats distributions, or daskhpo's
+    :class:`~daskhpo.Float`, :class:`~daskhpo.Int` and :class:`~daskhpo.Categorical`.
+    See :class:`GridSearchCV` for the other parameters and attributes.
+    """
+
+    _space_name = "param_distributions"
+
+    def __init__(
+        self,
+        estimator: Any,
+        param_distributions: Any,
+        *,
+        n_iter: int = 10,
+        scoring: Any = None,
+        n_jobs: int | None = None,
+        refit: Any = True,
+        cv: Any = None,
+        verbose: int = 0,
+        pre_dispatch: Any = "2*n_jobs",
+        random_state: Any = None,
+        error_score: Any = np.nan,
+        return_train_score: bool = False,
+        client: Any = None,
+    ) -> None:
+        super().__init__(
+            estimator=estimator,
+            scoring=scoring,
+            n_jobs=n_jobs,
+            refit=refit,
+            cv=cv,
+            verbose=verbose,
+            pre_dispatch=pre_dispatch,
+            error_score=error_score,
+            return_train_score=return_train_score,
+        )
+        self.param_distributions = param_distributions
+        self.n_iter = n_iter
+        self.random_state = random_state
+        self.client = client
+
+    def _make_strategy(self) -> CandidateList:
+        return RandomStrategy(self.param_distributions, self.n_iter, self.random_state)

@@ -1,0 +1,240 @@
+"""Search spaces: dimensions, grids and random sampling.
+
+Grid enumeration and random sampling reuse scikit-learn's :class:`~sklearn.model_selection.ParameterGrid`
+and :class:`~sklearn.model_selection.ParameterSampler`, so for the same ``param_grid``/``param_distributions``
+and ``random_state`` daskhpo evaluates exactly the candidates scikit-learn would, in the same order.
+The dimension classes (:class:`Float`, :class:`Int`, :class:`Categorical`) plug into both: they have an
+``rvs`` method like a frozen ``scipy.stats`` distribution and can be listed for grids.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sklearn.model_selection import ParameterGrid, ParameterSampler
+
+from .exceptions import InvalidSearchError, InvalidSearchTypeError
+
+__all__ = [
+    "Float",
+    "Int",
+    "Categorical",
+    "grid_candidates",
+    "random_candidates",
+    "normalize_grid",
+    "normalize_distributions",
+]
+
+
+def _rng(random_state: Any) -> np.random.RandomState:
+    if isinstance(random_state, np.random.RandomState):
+        return random_state
+    if isinstance(random_state, np.random.Generator):
+        return np.random.RandomState(random_state.integers(2**32 - 1))
+    return np.random.RandomState(random_state)
+
+
+@dataclass(frozen=True)
+class Float:
+    """A real-valued dimension on ``[low, high]``, sampled uniformly or log-uniformly."""
+
+    low: float
+    high: float
+    log: bool = False
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.low) and math.isfinite(self.high)) or self.low >= self.high:
+            raise InvalidSearchError(
+                f"Float(low={self.low!r}, high={self.high!r}): low must be finite and below high."
+            )
+        if self.log and self.low <= 0:
+            raise InvalidSearchError(
+                f"Float(low={self.low!r}, log=True): a log-scaled dimension needs low > 0."
+            )
+
+    def rvs(self, random_state: Any = None) -> float:
+        rng = _rng(random_state)
+        if self.log:
+            return float(math.exp(rng.uniform(math.log(self.low), math.log(self.high))))
+        return float(rng.uniform(self.low, self.high))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": "float", "low": self.low, "high": self.high, "log": self.log}
+
+
+@dataclass(frozen=True)
+class Int:
+    """An integer dimension on ``[low, high]`` (both included)."""
+
+    low: int
+    high: int
+    log: bool = False
+
+    def __post_init__(self) -> None:
+        if self.low > self.high:
+            raise InvalidSearchError(
+                f"Int(low={self.low!r}, high={self.high!r}): low must be <= high."
+            )
+        if self.log and self.low <= 0:
+            raise InvalidSearchError(
+                f"Int(low={self.low!r}, log=True): a log-scaled dimension needs low > 0."
+            )
+
+    def rvs(self, random_state: Any = None) -> int:
+        rng = _rng(random_state)
+        if self.log:
+            value = math.exp(rng.uniform(math.log(self.low), math.log(self.high + 1)))
+            return int(min(self.high, math.floor(value)))
+        return int(rng.randint(self.low, self.high + 1))
+
+    def __iter__(self):  # lets an Int stand in a param_grid as the list of its values
+        return iter(range(self.low, self.high + 1))
+
+    def __len__(self) -> int:
+        return self.high - self.low + 1
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": "int", "low": self.low, "high": self.high, "log": self.log}
+
+
+@dataclass(frozen=True)
+class Categorical:
+    """A dimension over a fixed list of choices."""
+
+    choices: tuple[Any, ...]
+
+    def __init__(self, choices: Iterable[Any]) -> None:
+        values = tuple(choices)
+        if not values:
+            raise InvalidSearchError("Categorical(choices=[]): give at least one choice.")
+        object.__setattr__(self, "choices", values)
+
+    def rvs(self, random_state: Any = None) -> Any:
+        rng = _rng(random_state)
+        return self.choices[rng.randint(len(self.choices))]
+
+    def __iter__(self):
+        return iter(self.choices)
+
+    def __len__(self) -> int:
+        return len(self.choices)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": "categorical", "choices": list(self.choices)}
+
+
+def dimension_from_json(data: Mapping[str, Any]) -> Float | Int | Categorical:
+    """Rebuild a dimension written by ``to_json``."""
+    kind = data.get("type")
+    if kind == "float":
+        return Float(data["low"], data["high"], log=bool(data.get("log", False)))
+    if kind == "int":
+        return Int(data["low"], data["high"], log=bool(data.get("log", False)))
+    if kind == "categorical":
+        return Categorical(data["choices"])
+    raise InvalidSearchError(
+        f"unknown dimension type {kind!r}: expected 'float', 'int' or 'categorical'."
+    )
+
+
+def _as_list_of_dicts(value: Any, name: str) -> list[Mapping[str, Any]]:
+    if isinstance(value, Mapping):
+        return [value]
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        if len(value) == 0:
+            raise InvalidSearchError(
+                f"{name}=[] is empty: give a dict of parameter names to candidate values, "
+                f"for example {name}={{'max_depth': [2, 4, 8]}}."
+            )
+        for i, item in enumerate(value):
+            if not isinstance(item, Mapping):
+                raise InvalidSearchTypeError(
+                    f"{name}[{i}] is a {type(item).__name__}: every entry of a list of grids must be a dict."
+                )
+        return list(value)
+    raise InvalidSearchTypeError(
+        f"{name} must be a dict (or a list of dicts) of parameter names to candidate values, "
+        f"got {type(value).__name__}."
+    )
+
+
+def normalize_grid(param_grid: Any, name: str = "param_grid") -> list[dict[str, list[Any]]]:
+    """Check a scikit-learn style ``param_grid`` and return it as a list of dicts of lists."""
+    grids = []
+    for grid in _as_list_of_dicts(param_grid, name):
+        out: dict[str, list[Any]] = {}
+        for key, values in grid.items():
+            if not isinstance(key, str):
+                raise InvalidSearchTypeError(
+                    f"{name} has a non-string key {key!r}: keys are parameter names."
+                )
+            if (
+                isinstance(values, (str, bytes))
+                or not isinstance(values, Iterable)
+                or (isinstance(values, np.ndarray) and values.ndim != 1)
+            ):
+                raise InvalidSearchTypeError(
+                    f"{name}[{key!r}] = {values!r} is not a sequence of candidate values: "
+                    f"wrap a single value in a list, {name}[{key!r}] = [{values!r}]."
+                )
+            listed = list(values)
+            if not listed:
+                raise InvalidSearchError(
+                    f"{name}[{key!r}] is empty: give at least one candidate value for {key!r}, "
+                    "or remove the key to keep the estimator's own value."
+                )
+            out[key] = listed
+        grids.append(out)
+    return grids
+
+
+def normalize_distributions(
+    param_distributions: Any, name: str = "param_distributions"
+) -> list[dict[str, Any]]:
+    """Check scikit-learn style ``param_distributions`` (lists or objects with ``rvs``)."""
+    dists = []
+    for grid in _as_list_of_dicts(param_distributions, name):
+        out: dict[str, Any] = {}
+        for key, values in grid.items():
+            if not isinstance(key, str):
+                raise InvalidSearchTypeError(
+                    f"{name} has a non-string key {key!r}: keys are parameter names."
+                )
+            if hasattr(values, "rvs"):
+                out[key] = values
+                continue
+            if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+                raise InvalidSearchTypeError(
+                    f"{name}[{key!r}] = {values!r} is neither a list of values nor a distribution with "
+                    f"an rvs method: use a list, e.g. [{values!r}], or scipy.stats.uniform(...)."
+                )
+            listed = list(values)
+            if not listed:
+                raise InvalidSearchError(
+                    f"{name}[{key!r}] is empty: give at least one candidate value for {key!r}."
+                )
+            out[key] = listed
+        dists.append(out)
+    return dists
+
+
+def grid_candidates(param_grid: Any) -> list[dict[str, Any]]:
+    """All candidates of a grid, in scikit-learn's :class:`ParameterGrid` order."""
+    grids = normalize_grid(param_grid)
+    return [dict(p) for p in ParameterGrid(grids)]
+
+
+def random_candidates(
+    param_distributions: Any, n_iter: int, random_state: Any = None
+) -> list[dict[str, Any]]:
+    """``n_iter`` candidates drawn exactly as scikit-learn's :class:`ParameterSampler` draws them."""
+    if isinstance(n_iter, bool) or not isinstance(n_iter, (int, np.integer)) or n_iter <= 0:
+        raise InvalidSearchError(
+            f"n_iter={n_iter!r}: give a positive integer number of candidates to sample."
+        )
+    dists = normalize_distributions(param_distributions)
+    return [dict(p) for p in ParameterSampler(dists, int(n_iter), random_state=random_state)]

@@ -1,0 +1,6 @@
+"""Search strategies: pure ask/tell algorithms with no dask import."""
+
+from .base import Job, Result, Status, Strategy
+from .candidates import CandidateList, GridStrategy, RandomStrategy
+
+__all__ = ["Job", "Result", "Status", "Strategy", "CandidateList", "GridStrategy", "RandomStrategy"]

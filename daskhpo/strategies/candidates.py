@@ -1,0 +1,66 @@
+"""Grid and random search: strategies over a list of candidates fixed in advance."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..space import grid_candidates, random_candidates
+from .base import Job, Result
+
+__all__ = ["CandidateList", "GridStrategy", "RandomStrategy"]
+
+
+class CandidateList:
+    """Hands out every candidate once, in order, and is done when all have been told.
+
+    There is no barrier and no feedback: ``tell`` only counts. Replaying stored results with ``tell``
+    before the first ``ask`` skips the candidates already finished (used to resume a search).
+    """
+
+    def __init__(self, candidates: Sequence[Mapping[str, Any]]) -> None:
+        self.candidates = [dict(c) for c in candidates]
+        self._next = 0
+        self._told: set[int] = set()
+        self._asked: set[int] = set()
+
+    @property
+    def n_planned(self) -> int:
+        return len(self.candidates)
+
+    def ask(self, n: int) -> list[Job]:
+        jobs = []
+        while len(jobs) < n and self._next < len(self.candidates):
+            i = self._next
+            self._next += 1
+            if i in self._told:
+                continue
+            self._asked.add(i)
+            jobs.append(Job(trial_id=i, params=self.candidates[i]))
+        return jobs
+
+    def tell(self, result: Result) -> None:
+        tid = result.job.trial_id
+        if not 0 <= tid < len(self.candidates):
+            raise ValueError(f"result for unknown trial {tid}")
+        self._told.add(tid)
+
+    @property
+    def done(self) -> bool:
+        return len(self._told) == len(self.candidates)
+
+
+class GridStrategy(CandidateList):
+    """Every candidate of a scikit-learn style ``param_grid``, in :class:`ParameterGrid` order."""
+
+    def __init__(self, param_grid: Any) -> None:
+        super().__init__(grid_candidates(param_grid))
+
+
+class RandomStrategy(CandidateList):
+    """``n_iter`` candidates sampled as scikit-learn's :class:`ParameterSampler` samples them."""
+
+    def __init__(
+        self, param_distributions: Any, n_iter: int = 10, random_state: Any = None
+    ) -> None:
+        super().__init__(random_candidates(param_distributions, n_iter, random_state))

@@ -1,0 +1,124 @@
+"""The search loop: keep the cluster busy, record every result, tell the strategy.
+
+``Tuner.run`` asks the strategy for as many jobs as the executor has room for, submits them, and for each
+finished job appends the :class:`~daskhpo.strategies.Result` to the store *before* telling the strategy,
+so that the store always holds at least what the strategy has seen. There is no barrier unless the
+strategy makes one (by answering ``ask`` with an empty list until it has been told enough).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from .exceptions import DaskHPOError
+from .execution.executor import DaskExecutor
+from .execution.tasks import UnitOutcome
+from .store import MemoryStore, Store
+from .strategies.base import Job, Result, Status, Strategy
+
+__all__ = ["Tuner", "result_from_outcomes"]
+
+
+def _as_dict(scores: float | dict[str, float] | None) -> dict[str, float] | None:
+    if scores is None:
+        return None
+    if isinstance(scores, dict):
+        return scores
+    return {"score": scores}
+
+
+def result_from_outcomes(job: Job, outcomes: Sequence[UnitOutcome], metric: str | None) -> Result:
+    """Fold the per-fold outcomes of one job into a :class:`Result` (failed folds score ``nan``)."""
+    names: list[str] = []
+    for o in outcomes:
+        scores = _as_dict(o.test_scores)
+        if scores is not None:
+            names = list(scores)
+            break
+    test: dict[str, list[float]] = {n: [] for n in names}
+    train: dict[str, list[float]] = {n: [] for n in names}
+    has_train = any(o.train_scores is not None for o in outcomes)
+    for o in outcomes:
+        t = _as_dict(o.test_scores) or {}
+        r = _as_dict(o.train_scores) or {}
+        for n in names:
+            test[n].append(float(t.get(n, math.nan)))
+            train[n].append(float(r.get(n, math.nan)))
+    failed = any(o.error is not None for o in outcomes)
+    rank_metric = metric if metric in test else (names[0] if names else None)
+    score = float(np.mean(test[rank_metric])) if rank_metric and not failed else math.nan
+    return Result(
+        job=job,
+        status=Status.FAILED if failed else Status.COMPLETE,
+        score=score,
+        test_scores={n: tuple(v) for n, v in test.items()},
+        train_scores={n: tuple(v) for n, v in train.items()} if has_train else None,
+        fit_times=tuple(o.fit_time for o in outcomes),
+        score_times=tuple(o.score_time for o in outcomes),
+        errors=tuple(o.error for o in outcomes),
+    )
+
+
+class Tuner:
+    """Drives one search: strategy ⇄ executor, every result logged to the store.
+
+    Parameters
+    ----------
+    strategy : Strategy
+    executor : DaskExecutor
+    store : Store, optional
+        Where results are appended (a fresh :class:`MemoryStore` by default).
+    metric : str, optional
+        The metric whose mean test score is a result's ``score``.
+    on_result : callable, optional
+        Called with each result after it is stored and told; may raise to stop the search
+        (in-flight work is then cancelled; everything stored stays stored).
+    """
+
+    def __init__(
+        self,
+        strategy: Strategy,
+        executor: DaskExecutor,
+        store: Store | None = None,
+        *,
+        metric: str | None = None,
+        on_result: Callable[[Result, list[UnitOutcome]], Any] | None = None,
+    ) -> None:
+        self.strategy = strategy
+        self.executor = executor
+        self.store = store if store is not None else MemoryStore()
+        self.metric = metric
+        self.on_result = on_result
+
+    def run(self) -> Store:
+        ex = self.executor
+        try:
+            while True:
+                room = ex.room()
+                if room and not self.strategy.done:
+                    jobs = self.strategy.ask(room)
+                    if jobs:
+                        ex.submit(jobs)
+                ex.dispatch()
+                if not ex.busy:
+                    if self.strategy.done:
+                        break
+                    # room() is never 0 while nothing is queued, so the strategy was just asked.
+                    raise DaskHPOError(
+                        f"{type(self.strategy).__name__} is not done but asked for no work while "
+                        "nothing is running: the strategy is stuck."
+                    )
+                for job, outcomes in ex.wait():
+                    result = result_from_outcomes(job, outcomes, self.metric)
+                    self.store.append(result)
+                    self.strategy.tell(result)
+                    if self.on_result is not None:
+                        self.on_result(result, outcomes)
+        except BaseException:
+            ex.cancel()
+            raise
+        return self.store
