@@ -108,9 +108,7 @@ class _DaskSearchMixin(BaseSearchCV):
                 f"error_score={es!r}: use 'raise' to stop on the first failing fit, or a number "
                 "(such as np.nan or 0) to record failing fits with that score."
             )
-        if not (
-            isinstance(self.refit, bool) or isinstance(self.refit, str) or callable(self.refit)
-        ):
+        if not (isinstance(self.refit, (bool, str)) or callable(self.refit)):
             raise InvalidSearchTypeError(
                 f"refit={self.refit!r}: use True/False, the name of a scorer, or a callable that picks "
                 "the best index from cv_results_."
