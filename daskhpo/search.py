@@ -199,10 +199,15 @@ class _DaskSearchMixin(BaseSearchCV):
             labels, counts = np.unique(np.asarray(y), return_counts=True)
             if counts.min() < n_splits:
                 rare = labels[counts.argmin()]
+                rare = rare.item() if hasattr(rare, "item") else rare
+                fix = (
+                    f"use cv={int(counts.min())} or fewer folds"
+                    if counts.min() >= 2
+                    else "drop or merge that class"
+                )
                 raise InvalidSearchError(
                     f"cv={self.cv!r} asks for {n_splits} stratified folds but class {rare!r} of y has only "
-                    f"{counts.min()} member(s): use cv={max(2, int(counts.min()))} or fewer folds, "
-                    "a KFold splitter, or more samples of that class."
+                    f"{counts.min()} member(s): {fix}, use a KFold splitter, or add samples of that class."
                 )
         n = _n_rows(X)
         placeholder = X if n is not None else np.empty((len(y), 0))
@@ -403,32 +408,27 @@ class _DaskSearchMixin(BaseSearchCV):
             except ValueError as exc:
                 raise InvalidSearchError(str(exc)) from exc
             refit_metric = self.refit
+        names = next((list(r.test_scores) for r in results if r.test_scores), ["score"])
+        err = self.error_score
+
+        def fold_scores(scores: Mapping[str, Sequence[float]] | None, k: int, failed: bool) -> Any:
+            values = {
+                n: err if failed or scores is None or n not in scores else scores[n][k] for n in names
+            }
+            return values if self.multimetric_ else values[names[0]]
+
         out = []
         for r in results:
             for k in range(n_splits):
-                failed = r.errors[k] is not None if r.errors else False
-                test = {n: (self.error_score if failed else v[k]) for n, v in r.test_scores.items()}
-                train = None
-                if r.train_scores is not None:
-                    train = {
-                        n: (self.error_score if failed else v[k]) for n, v in r.train_scores.items()
-                    }
+                failed = r.errors[k] is not None
                 entry: dict[str, Any] = {
                     "fit_time": r.fit_times[k],
                     "score_time": r.score_times[k],
-                    "test_scores": test if self.multimetric_ else test["score"],
+                    "test_scores": fold_scores(r.test_scores, k, failed),
                 }
                 if self.return_train_score:
-                    entry["train_scores"] = (
-                        train
-                        if self.multimetric_
-                        else (train or {"score": self.error_score})["score"]
-                    )
+                    entry["train_scores"] = fold_scores(r.train_scores, k, failed)
                 out.append(entry)
-        if not self.multimetric_:
-            for entry in out:
-                if isinstance(entry["test_scores"], dict):
-                    entry["test_scores"] = next(iter(entry["test_scores"].values()))
         cv_results = self._format_results(candidates, n_splits, out)
 
         if self.refit or not self.multimetric_:
