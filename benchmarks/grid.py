@@ -215,11 +215,20 @@ def machine_facts(client: distributed.Client, daskhpo_info: str) -> dict[str, An
         "sklearn": sklearn.__version__,
         "dask_ml": dask_ml_version,
         "daskhpo": daskhpo_info,
+        "loadavg_at_start": load_average(),
         "cluster": (
             f"LocalCluster: {len(workers)} worker processes x "
             f"{sorted({w['nthreads'] for w in workers.values()})} thread(s)"
         ),
     }
+
+
+def load_average() -> str:
+    """1/5/15-minute load averages; other work on the machine skews the timings."""
+    try:
+        return " ".join(f"{v:.2f}" for v in os.getloadavg())
+    except OSError:  # pragma: no cover - unsupported platform
+        return "unknown"
 
 
 def daskhpo_description() -> str:
@@ -525,6 +534,7 @@ def main(argv: list[str] | None = None) -> int:
             for spec in specs
         ]
 
+    facts["loadavg_at_end"] = load_average()
     report = format_report(facts, results, args)
     print(report)
     args.json.parent.mkdir(parents=True, exist_ok=True)

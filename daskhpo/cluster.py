@@ -7,6 +7,7 @@ per core, bound to 127.0.0.1) and reused by every later search.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import sys
@@ -15,7 +16,7 @@ from typing import Any
 
 from .exceptions import ClusterError, InvalidSearchTypeError
 
-__all__ = ["get_client", "local_client", "dashboard_link"]
+__all__ = ["get_client", "local_client", "close_local", "dashboard_link"]
 
 logger = logging.getLogger("daskhpo")
 
@@ -58,7 +59,19 @@ def local_client() -> Any:
             ) from exc
         client = Client(cluster, set_as_default=False)
         _local.update(cluster=cluster, client=client)
+        atexit.register(close_local)
         return client
+
+
+def close_local() -> None:
+    """Shut the embedded LocalCluster down (it also closes by itself when the process exits)."""
+    with _lock:
+        client, cluster = _local.pop("client", None), _local.pop("cluster", None)
+    if client is not None:
+        _announced.discard(dashboard_link(client) or "")
+        client.close()
+    if cluster is not None:
+        cluster.close()
 
 
 def dashboard_link(client: Any) -> str | None:

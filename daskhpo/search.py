@@ -184,7 +184,8 @@ class _DaskSearchMixin(BaseSearchCV):
         if is_dask_collection(X) or is_dask_collection(y):
             return X, y
         try:
-            return tuple(indexable(X, y))  # type: ignore[return-value]
+            X, y = indexable(X, y)
+            return X, y
         except ValueError as exc:
             raise InvalidSearchError(f"X and y do not line up: {exc}") from exc
 
@@ -413,7 +414,8 @@ class _DaskSearchMixin(BaseSearchCV):
 
         def fold_scores(scores: Mapping[str, Sequence[float]] | None, k: int, failed: bool) -> Any:
             values = {
-                n: err if failed or scores is None or n not in scores else scores[n][k] for n in names
+                n: err if failed or scores is None or n not in scores else scores[n][k]
+                for n in names
             }
             return values if self.multimetric_ else values[names[0]]
 

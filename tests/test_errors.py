@@ -44,28 +44,83 @@ TREE = DecisionTreeClassifier(random_state=0)
 @pytest.mark.parametrize(
     ("make", "exc", "words"),
     [
-        (lambda: GridSearchCV(TREE, {"max_dept": [1, 2]}), InvalidSearchError, ["'max_dept'", "'max_depth'"]),
-        (lambda: GridSearchCV(TREE, {"max_depth": []}), InvalidSearchError, ["param_grid['max_depth']", "empty"]),
-        (lambda: GridSearchCV(TREE, []), InvalidSearchError, ["param_grid=[]", "empty"]),
-        (lambda: GridSearchCV(TREE, {"max_depth": 3}), InvalidSearchTypeError, ["param_grid['max_depth']", "[3]"]),
-        (lambda: GridSearchCV(TREE, {"criterion": "gini"}), InvalidSearchTypeError, ["wrap a single value"]),
-        (lambda: GridSearchCV(TREE, "max_depth"), InvalidSearchTypeError, ["param_grid must be a dict"]),
-        (lambda: RandomizedSearchCV(TREE, {"max_depth": [1, 2]}, n_iter=0), InvalidSearchError, ["n_iter=0"]),
-        (lambda: RandomizedSearchCV(TREE, {"max_depth": [1, 2]}, n_iter=-3), InvalidSearchError, ["n_iter=-3"]),
-        (lambda: RandomizedSearchCV(TREE, {"max_depth": 5}), InvalidSearchTypeError, ["param_distributions['max_depth']"]),
-        (lambda: GridSearchCV(TREE, {"max_depth": [1]}, scoring="acuracy"), InvalidSearchError, ["scoring='acuracy'", "'accuracy'"]),
-        (lambda: GridSearchCV(TREE, {"max_depth": [1]}, error_score="ignore"), InvalidSearchError, ["error_score='ignore'"]),
-        (lambda: GridSearchCV(TREE, {"max_depth": [1]}, n_jobs=0), InvalidSearchError, ["n_jobs=0"]),
-        (lambda: GridSearchCV(TREE, {"max_depth": [1]}, refit=3.5), InvalidSearchTypeError, ["refit=3.5"]),
         (
-            lambda: GridSearchCV(TREE, {"max_depth": [1]}, scoring=["accuracy", "f1_macro"], refit="auc"),
+            lambda: GridSearchCV(TREE, {"max_dept": [1, 2]}),
+            InvalidSearchError,
+            ["'max_dept'", "'max_depth'"],
+        ),
+        (
+            lambda: GridSearchCV(TREE, {"max_depth": []}),
+            InvalidSearchError,
+            ["param_grid['max_depth']", "empty"],
+        ),
+        (lambda: GridSearchCV(TREE, []), InvalidSearchError, ["param_grid=[]", "empty"]),
+        (
+            lambda: GridSearchCV(TREE, {"max_depth": 3}),
+            InvalidSearchTypeError,
+            ["param_grid['max_depth']", "[3]"],
+        ),
+        (
+            lambda: GridSearchCV(TREE, {"criterion": "gini"}),
+            InvalidSearchTypeError,
+            ["wrap a single value"],
+        ),
+        (
+            lambda: GridSearchCV(TREE, "max_depth"),
+            InvalidSearchTypeError,
+            ["param_grid must be a dict"],
+        ),
+        (
+            lambda: RandomizedSearchCV(TREE, {"max_depth": [1, 2]}, n_iter=0),
+            InvalidSearchError,
+            ["n_iter=0"],
+        ),
+        (
+            lambda: RandomizedSearchCV(TREE, {"max_depth": [1, 2]}, n_iter=-3),
+            InvalidSearchError,
+            ["n_iter=-3"],
+        ),
+        (
+            lambda: RandomizedSearchCV(TREE, {"max_depth": 5}),
+            InvalidSearchTypeError,
+            ["param_distributions['max_depth']"],
+        ),
+        (
+            lambda: GridSearchCV(TREE, {"max_depth": [1]}, scoring="acuracy"),
+            InvalidSearchError,
+            ["scoring='acuracy'", "'accuracy'"],
+        ),
+        (
+            lambda: GridSearchCV(TREE, {"max_depth": [1]}, error_score="ignore"),
+            InvalidSearchError,
+            ["error_score='ignore'"],
+        ),
+        (
+            lambda: GridSearchCV(TREE, {"max_depth": [1]}, n_jobs=0),
+            InvalidSearchError,
+            ["n_jobs=0"],
+        ),
+        (
+            lambda: GridSearchCV(TREE, {"max_depth": [1]}, refit=3.5),
+            InvalidSearchTypeError,
+            ["refit=3.5"],
+        ),
+        (
+            lambda: GridSearchCV(
+                TREE, {"max_depth": [1]}, scoring=["accuracy", "f1_macro"], refit="auc"
+            ),
             InvalidSearchError,
             ["refit='auc'", "'accuracy'"],
         ),
-        (lambda: GridSearchCV("tree", {"max_depth": [1]}), InvalidSearchTypeError, ["estimator='tree'", "fit"]),
+        (
+            lambda: GridSearchCV("tree", {"max_depth": [1]}),
+            InvalidSearchTypeError,
+            ["estimator='tree'", "fit"],
+        ),
         (
             lambda: GridSearchCV(
-                Pipeline([("sc", StandardScaler()), ("lr", LogisticRegression())]), {"lr__CC": [1.0]}
+                Pipeline([("sc", StandardScaler()), ("lr", LogisticRegression())]),
+                {"lr__CC": [1.0]},
             ),
             InvalidSearchError,
             ["'lr__CC'", "'lr__C'"],
@@ -90,7 +145,9 @@ def test_mismatched_lengths_name_x_and_y(no_cluster):
 def test_cv_larger_than_the_smallest_class(no_cluster):
     y_rare = y.copy()
     y_rare[:48] = 1  # class 0 keeps 2 members
-    with pytest.raises(InvalidSearchError, match=r"cv=5 asks for 5 stratified folds but class 0 .* only 2") as info:
+    with pytest.raises(
+        InvalidSearchError, match=r"cv=5 asks for 5 stratified folds but class 0 .* only 2"
+    ) as info:
         GridSearchCV(TREE, {"max_depth": [1]}, cv=5).fit(X, y_rare)
     assert "cv=2" in str(info.value)
 

@@ -62,11 +62,16 @@ def test_nan_error_score_ranks_failures_last(client):
     means = search.cv_results_["mean_test_score"]
     failed = np.isnan(means)
     assert failed.sum() == 2
-    assert search.cv_results_["rank_test_score"][failed].min() > search.cv_results_["rank_test_score"][~failed].max()
+    assert (
+        search.cv_results_["rank_test_score"][failed].min()
+        > search.cv_results_["rank_test_score"][~failed].max()
+    )
 
 
 def test_error_score_raise_reraises_with_the_candidate(client):
-    search = GridSearchCV(Fragile(), {"fail": ["never", "type"]}, cv=3, error_score="raise", client=client)
+    search = GridSearchCV(
+        Fragile(), {"fail": ["never", "type"]}, cv=3, error_score="raise", client=client
+    )
     with pytest.raises(TypeError, match="Fragile got a bad type") as info:
         search.fit(X, y)
     notes = "\n".join(getattr(info.value, "__notes__", []))

@@ -195,7 +195,7 @@ def _fit_score_one(
         else:
             estimator.fit(X_train, y_train, **fit_params)
         if prefix is not None and not ctx.score_transformed:
-            pipe.steps = [*prefix.steps, pipe.steps[-1]]
+            pipe.steps = [*(prefix.steps or []), pipe.steps[-1]]
             to_score = pipe
             X_train, X_test, _, _ = ctx.split(fold)
     except Exception as exc:

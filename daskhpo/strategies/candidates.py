@@ -29,7 +29,7 @@ class CandidateList:
         return len(self.candidates)
 
     def ask(self, n: int) -> list[Job]:
-        jobs = []
+        jobs: list[Job] = []
         while len(jobs) < n and self._next < len(self.candidates):
             i = self._next
             self._next += 1

@@ -1,0 +1,99 @@
+"""The engine on a real cluster: batching, shared work, data shipped once, client selection."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+from sklearn.tree import DecisionTreeClassifier
+
+from daskhpo import GridSearchCV
+
+X, y = load_digits(return_X_y=True)
+X, y = X[:600], y[:600]
+
+
+def test_tiny_fits_are_batched_and_data_travels_once(client):
+    from distributed import get_task_stream
+
+    grid = {"max_depth": [2, 3, 4, 5, 6, 7, 8, 9], "min_samples_leaf": [1, 2, 3, 4, 5]}
+    with get_task_stream(client=client) as stream:
+        search = GridSearchCV(
+            DecisionTreeClassifier(random_state=0), grid, cv=3, client=client
+        ).fit(X, y)
+    units = 40 * 3
+    assert search.stats_["units_computed"] == units
+    assert search.stats_["tasks"] < units / 2, search.stats_
+    fits = [t for t in stream.data if t["key"].startswith("daskhpo-fit-")]
+    assert len(fits) == search.stats_["tasks"]
+    # Each fit task carries only unit descriptions; the arrays come from the one shared context.
+    transfers = [s for t in fits for s in t["startstops"] if s["action"] == "transfer"]
+    assert len(transfers) <= 2  # at most a fetch of the context by each of the two workers
+
+
+def test_identical_candidates_are_computed_once(client):
+    grid = [{"max_depth": [2, 4]}, {"max_depth": [4, 2, 6]}]
+    search = GridSearchCV(DecisionTreeClassifier(random_state=0), grid, cv=3, client=client).fit(
+        X, y
+    )
+    assert search.stats_["units_computed"] == 3 * 3
+    assert search.stats_["units_shared"] == 2 * 3
+    scores = search.cv_results_["mean_test_score"]
+    assert scores[0] == scores[3] and scores[1] == scores[2]
+
+
+def test_n_jobs_caps_the_concurrency(client):
+    search = GridSearchCV(
+        DecisionTreeClassifier(random_state=0), {"max_depth": [2, 3]}, cv=2, n_jobs=1, client=client
+    ).fit(X, y)
+    assert search.stats_["worker_threads"] == 1
+
+
+def test_active_client_is_used_and_scheduler_address_works(client):
+    from distributed import Client
+
+    from daskhpo.cluster import get_client
+
+    with Client(client.scheduler.address) as active:
+        assert get_client(None) is active
+    by_address = get_client(client.scheduler.address)
+    assert by_address.scheduler.address == client.scheduler.address
+    assert get_client(client.scheduler.address) is by_address
+
+
+def test_embedded_cluster_is_started_once_and_announced_once(capsys):
+    from daskhpo.cluster import close_local, get_client
+
+    first = get_client(None, verbose=1)
+    second = get_client(None, verbose=1)
+    assert first is second
+    assert first.scheduler.address.startswith("tcp://127.0.0.1:")
+    info = first.scheduler_info()
+    assert len(info["workers"]) >= 1
+    assert all(w["nthreads"] == 1 for w in info["workers"].values())
+    err = capsys.readouterr().err
+    assert err.count("Dask dashboard: http://127.0.0.1:") == 1
+    search = GridSearchCV(DecisionTreeClassifier(random_state=0), {"max_depth": [2, 4]}, cv=2).fit(
+        X, y
+    )
+    assert search.best_params_["max_depth"] in (2, 4)
+    assert np.isfinite(search.best_score_)
+    close_local()
+    assert first.status == "closed"
+
+
+@pytest.mark.parametrize("verbose", [0, 1])
+def test_progress_bar_only_when_verbose(client, capsys, verbose):
+    GridSearchCV(
+        DecisionTreeClassifier(random_state=0),
+        {"max_depth": [2, 4, 6]},
+        cv=2,
+        verbose=verbose,
+        client=client,
+    ).fit(X, y)
+    err = capsys.readouterr().err
+    if verbose:
+        assert "Fitting 2 folds for each of 3 candidates, totalling 6 fits" in err
+        assert "3/3" in err
+    else:
+        assert err == ""
