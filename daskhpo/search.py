@@ -298,12 +298,12 @@ class _DaskSearchMixin(BaseSearchCV):
             # The dask collection is computed on the cluster, never on this machine.
             ctx_future = client.submit(
                 _attach_data,
-                client.scatter(ctx),
+                client.scatter(ctx, hash=False),
                 client.compute(X),
-                key=f"daskhpo-data-{context_token}",
+                pure=False,
             )
         else:
-            ctx_future = client.scatter(ctx, broadcast=True)
+            ctx_future = client.scatter(ctx, broadcast=True, hash=False)
 
         prefix = _pipeline_prefix(self.estimator) if not fit_params else None
         if prefix is not None:

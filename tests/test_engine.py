@@ -97,3 +97,34 @@ def test_progress_bar_only_when_verbose(client, capsys, verbose):
         assert "3/3" in err
     else:
         assert err == ""
+
+
+def test_precomputed_kernel_and_sparse_input_match_sklearn(client):
+    import scipy.sparse as sp
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV as SkGridSearchCV
+    from sklearn.svm import SVC
+
+    Xs, ys = X[:300] / 16.0, y[:300]
+    kernel = Xs @ Xs.T
+    grid = {"C": [0.01, 1.0, 100.0]}
+    ours = GridSearchCV(SVC(kernel="precomputed"), grid, cv=3, client=client).fit(kernel, ys)
+    theirs = SkGridSearchCV(SVC(kernel="precomputed"), grid, cv=3).fit(kernel, ys)
+    np.testing.assert_allclose(
+        ours.cv_results_["mean_test_score"],
+        theirs.cv_results_["mean_test_score"],
+        rtol=0,
+        atol=1e-12,
+    )
+    assert ours.best_params_ == theirs.best_params_
+
+    sparse = sp.csr_matrix(Xs)
+    lr = LogisticRegression(max_iter=300)
+    ours = GridSearchCV(lr, grid, cv=3, client=client).fit(sparse, ys)
+    theirs = SkGridSearchCV(lr, grid, cv=3).fit(sparse, ys)
+    np.testing.assert_allclose(
+        ours.cv_results_["split1_test_score"],
+        theirs.cv_results_["split1_test_score"],
+        rtol=0,
+        atol=1e-12,
+    )

@@ -11,6 +11,7 @@ them fits only its final step.
 from __future__ import annotations
 
 import math
+import uuid
 from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -78,6 +79,9 @@ class DaskExecutor:
         max_batch: int = 256,
     ) -> None:
         self.client = client
+        # Dask keys carry a per-run prefix: reusing a key that an earlier (maybe cancelled) search is
+        # still releasing races on the scheduler. Unit keys, which decide what is shared, stay deterministic.
+        self.run_id = uuid.uuid4().hex[:12]
         self.context = context
         self.context_token = context_token
         self.n_splits = n_splits
@@ -167,7 +171,7 @@ class DaskExecutor:
                             self.context,
                             prefix,
                             fold,
-                            key=f"daskhpo-prefix-{prefix_key}",
+                            key=f"daskhpo-prefix-{self.run_id}-{prefix_key}",
                         )
                         self.n_prefix_tasks += 1
             if state.complete:
@@ -184,7 +188,7 @@ class DaskExecutor:
                 del self._pending[prefix_key]
             self._n_pending -= len(batch)
             units = [(u.key, dict(u.params), u.fold) for u in batch]
-            key = "daskhpo-fit-" + tokenize([u.key for u in batch])
+            key = f"daskhpo-fit-{self.run_id}-" + tokenize([u.key for u in batch])
             args: list[Any] = [self.context, units]
             if prefix_key is not None:
                 args.append(self._prefix_futures[prefix_key])

@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 from sklearn.base import clone
-from sklearn.utils import _safe_indexing
+from sklearn.utils import _safe_indexing, get_tags
+from sklearn.utils.metaestimators import _safe_split
 
 __all__ = [
     "SearchContext",
@@ -47,11 +48,24 @@ class SearchContext:
     def n_samples(self) -> int:
         return _num_samples(self.X)
 
-    def split(self, fold: int) -> tuple[Any, Any, Any, Any]:
+    def split(
+        self, fold: int, estimator: Any, cache: dict[Any, Any] | None = None
+    ) -> tuple[Any, ...]:
+        """``(X_train, X_test, y_train, y_test)`` of a fold, as scikit-learn's cross-validation cuts it.
+
+        For pairwise estimators (a precomputed kernel, say) both axes of X are cut, as in
+        ``sklearn.model_selection.cross_validate``. ``cache`` keeps the cut pieces for the rest of a task.
+        """
+        key = (fold, bool(get_tags(estimator).input_tags.pairwise))
+        if cache is not None and key in cache:
+            return cache[key]
         train, test = self.folds[fold]
-        y_train = None if self.y is None else _safe_indexing(self.y, train)
-        y_test = None if self.y is None else _safe_indexing(self.y, test)
-        return _safe_indexing(self.X, train), _safe_indexing(self.X, test), y_train, y_test
+        X_train, y_train = _safe_split(estimator, self.X, self.y, train)
+        X_test, y_test = _safe_split(estimator, self.X, self.y, test, train)
+        pieces = (X_train, X_test, y_train, y_test)
+        if cache is not None:
+            cache[key] = pieces
+        return pieces
 
     def params_for(self, params: Mapping[str, Any], indices: np.ndarray) -> dict[str, Any]:
         """Index every per-sample parameter by ``indices``; pass the others through."""
@@ -167,7 +181,12 @@ def _failure(key: str, exc: BaseException, fit_time: float, score_time: float = 
 
 
 def _fit_score_one(
-    ctx: SearchContext, key: str, params: Mapping[str, Any], fold: int, prefix: PrefixOutcome | None
+    ctx: SearchContext,
+    key: str,
+    params: Mapping[str, Any],
+    fold: int,
+    prefix: PrefixOutcome | None,
+    cache: dict[Any, Any],
 ) -> UnitOutcome:
     train, test = ctx.folds[fold]
     fit_params = ctx.params_for(ctx.fit_params, train)
@@ -175,7 +194,7 @@ def _fit_score_one(
     try:
         estimator = clone(ctx.estimator).set_params(**clone(dict(params), safe=False))
         if prefix is None:
-            X_train, X_test, y_train, y_test = ctx.split(fold)
+            X_train, X_test, y_train, y_test = ctx.split(fold, estimator, cache)
             to_score = estimator
         else:
             if prefix.error is not None:
@@ -197,7 +216,7 @@ def _fit_score_one(
         if prefix is not None and not ctx.score_transformed:
             pipe.steps = [*(prefix.steps or []), pipe.steps[-1]]
             to_score = pipe
-            X_train, X_test, _, _ = ctx.split(fold)
+            X_train, X_test, _, _ = ctx.split(fold, pipe, cache)
     except Exception as exc:
         return _failure(key, exc, time.perf_counter() - t0 + (prefix.fit_time if prefix else 0.0))
     fit_time = time.perf_counter() - t0 + (prefix.fit_time if prefix else 0.0)
@@ -227,18 +246,21 @@ def run_units(
 
     # Workers run one task per thread: nested BLAS threads would only fight over the same cores.
     with threadpool_limits(1):
-        return [_fit_score_one(ctx, key, params, fold, prefix) for key, params, fold in units]
+        cache: dict[Any, Any] = {}
+        return [
+            _fit_score_one(ctx, key, params, fold, prefix, cache) for key, params, fold in units
+        ]
 
 
 def fit_prefix(ctx: SearchContext, params: Mapping[str, Any], fold: int) -> PrefixOutcome:
     """Fit every step but the last of a pipeline on one fold and transform both sides of the fold."""
     from threadpoolctl import threadpool_limits
 
-    X_train, X_test, y_train, _ = ctx.split(fold)
     t0 = time.perf_counter()
     try:
         with threadpool_limits(1):
             pipe = clone(ctx.estimator).set_params(**clone(dict(params), safe=False))
+            X_train, X_test, y_train, _ = ctx.split(fold, pipe)
             head = pipe[:-1]
             Xt_train = head.fit_transform(X_train, y_train)
             Xt_test = head.transform(X_test)
