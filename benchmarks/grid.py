@@ -405,14 +405,18 @@ def run_grid(
 
 
 def _fmt(value: Any, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
+    """Format a number, or a right-aligned dash of the same width when missing."""
+    if value is None:
+        width = int(spec.split(".")[0] or 0)
+        return "-".rjust(width)
+    return format(value, spec)
 
 
 def format_report(facts: dict[str, Any], results: list[dict[str, Any]], args) -> str:
     """Render the machine facts and result tables as plain text."""
     out = ["Grid search benchmark: scikit-learn vs dask-ml vs daskhpo", ""]
     width = max(len(k) for k in facts)
-    out += [f"  {k:<{width}} : {v}" for k, v in facts.items()]
+    out += [f"  {k:<{width}} : {v}" for k, v in facts.items() if not k.endswith("_at_end")]
     out.append(f"  {'repeat':<{width}} : {args.repeat} (min of N runs per contender)")
     out.append("")
     header = (
@@ -451,6 +455,7 @@ def format_report(facts: dict[str, Any], results: list[dict[str, Any]], args) ->
         "ideal = sum of sequential single-thread (candidate, fold) fit+score times / nproc"
         " (no refit, no overhead)",
     ]
+    out.append(f"load average (1/5/15 min) at end: {facts.get('loadavg_at_end', 'unknown')}")
     if args.quick:
         out.append(
             f"--quick: reduced grid A; ideal estimated from a random {QUICK_FRACTION:.0%} "

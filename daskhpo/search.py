@@ -34,7 +34,7 @@ from sklearn.utils import indexable
 
 from .cluster import get_client
 from .exceptions import FitFailedError, InvalidSearchError, InvalidSearchTypeError
-from .execution.executor import DaskExecutor
+from .execution.executor import DaskExecutor, params_token
 from .execution.tasks import SearchContext, UnitOutcome, refit
 from .progress import ProgressBar
 from .store import MemoryStore
@@ -306,13 +306,24 @@ class _DaskSearchMixin(BaseSearchCV):
             ctx_future = client.scatter(ctx, broadcast=True, hash=False)
 
         prefix = _pipeline_prefix(self.estimator) if not fit_params else None
+        demand: Counter[str] = Counter()
         if prefix is not None:
-            shared = {tokenize(sorted((prefix(c) or {"": id(c)}).items())) for c in candidates}
-            if len(shared) * 2 > len(candidates):
-                prefix = None  # too little sharing to pay for the extra tasks
+            unique = {params_token(c): c for c in candidates}.values()
+            leading = [prefix(c) for c in unique]
+            demand = Counter(params_token(p) for p in leading if p is not None)
+            if sum(demand.values()) < len(leading) or len(demand) * 2 > len(leading):
+                prefix = (
+                    None  # a candidate changes pipeline-level params, or too little sharing to pay
+                )
 
         executor = DaskExecutor(
-            client, ctx_future, context_token, n_splits, prefix_params=prefix, n_slots=n_slots
+            client,
+            ctx_future,
+            context_token,
+            n_splits,
+            prefix_params=prefix,
+            prefix_demand=demand,
+            n_slots=n_slots,
         )
         store = MemoryStore()
         self.store_ = store

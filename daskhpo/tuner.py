@@ -118,7 +118,7 @@ class Tuner:
                     self.strategy.tell(result)
                     if self.on_result is not None:
                         self.on_result(result, outcomes)
-        except BaseException:
+        finally:
+            # On success this only releases what no job needs any more (unused shared prefixes).
             ex.cancel()
-            raise
         return self.store

@@ -7,6 +7,8 @@ masked ``param_*`` arrays, ranks and scores (within 1e-12), the best candidate, 
 
 from __future__ import annotations
 
+import dask.array as da
+import dask.dataframe as dd
 import numpy as np
 import pandas as pd
 import pytest
@@ -30,7 +32,7 @@ from sklearn.model_selection import (
 )
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import StandardScaler, TargetEncoder
 from sklearn.svm import SVC
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
@@ -172,12 +174,12 @@ def test_estimators_match_sklearn(client, case):
     assert_array_equal(ours.predict(X), theirs.predict(X))
 
 
-def _digits_pipeline():
+def _digits_pipeline(final="clf"):
     return Pipeline(
         [
             ("scale", StandardScaler()),
             ("pca", PCA(random_state=0)),
-            ("clf", LogisticRegression(max_iter=2000)),
+            (final, LogisticRegression(max_iter=2000)),
         ]
     )
 
@@ -199,9 +201,26 @@ def test_pipeline_prefix_sharing_matches_sklearn(client, scoring):
         return_train_score=True,
     )
     assert_same_results(ours, theirs)
-    # 3 distinct (scale, pca) settings x 3 folds, each fitted once and shared by the 3 values of C.
+    # The leading steps were fitted once per (setting, fold) and shared by the 3 values of C.
     assert ours.stats_["prefix_tasks"] == 3 * 3
     assert_array_equal(ours.predict(X_DIGITS), theirs.predict(X_DIGITS))
+
+
+@pytest.mark.parametrize(
+    "final",
+    [
+        # ParameterGrid sorts keys: "clf__C" varies slowest, so the candidates sharing a prefix are
+        # spread over the grid and the first ones finish before the later ones are submitted.
+        "clf",
+        "z_clf",  # "pca__n_components" varies slowest: candidates sharing a prefix are adjacent
+    ],
+)
+def test_pipeline_prefix_fitted_once_per_setting_and_fold(client, final):
+    grid = {"pca__n_components": [5, 10, 20], f"{final}__C": [0.1, 1.0, 10.0]}
+    search = GridSearchCV(_digits_pipeline(final), grid, cv=3, client=client)
+    search.fit(X_DIGITS, Y_DIGITS)
+    # 3 distinct (scale, pca) settings x 3 folds, each fitted once and shared by the 3 values of C.
+    assert search.stats_["prefix_tasks"] == 3 * 3
 
 
 def test_pipeline_custom_scoring_callable_scores_whole_pipeline(client):
@@ -215,9 +234,55 @@ def test_pipeline_custom_scoring_callable_scores_whole_pipeline(client):
         scoring=_pipe_score,
         cv=3,
         error_score="raise",
+        return_train_score=True,
     )
     assert_same_results(ours, theirs)
-    assert ours.stats_["prefix_tasks"] == 3 * 3
+    assert ours.stats_["prefix_tasks"] >= 3 * 3
+
+
+def _categorical_data():
+    rng = np.random.RandomState(0)
+    X = rng.randint(0, 8, size=(300, 3))
+    y = (X[:, 0] % 3 == 0).astype(int) ^ (rng.rand(300) < 0.2)
+    return X, y
+
+
+def test_pipeline_train_scores_use_transform_not_fit_transform(client):
+    # TargetEncoder.fit_transform cross-fits, so it differs from fit(X).transform(X) on purpose.
+    X, y = _categorical_data()
+    pipe = Pipeline(
+        [
+            ("enc", TargetEncoder(cv=KFold(5, shuffle=True, random_state=0))),
+            ("clf", LogisticRegression()),
+        ]
+    )
+    grid = {"enc__smooth": [1.0, 10.0], "clf__C": [0.1, 1.0, 10.0]}
+    ours, theirs = fit_pair(
+        "grid",
+        pipe,
+        grid,
+        X,
+        y,
+        client=client,
+        cv=3,
+        scoring="neg_log_loss",
+        return_train_score=True,
+    )
+    assert ours.stats_["prefix_tasks"] > 0
+    assert_same_results(ours, theirs)
+
+
+def test_pipeline_failing_prefix_scores_error_score_like_sklearn(client):
+    grid = {"pca__n_components": [5, 100], "clf__C": [0.1, 1.0, 10.0]}  # 100 > 64 features
+    with pytest.warns(FitFailedWarning):
+        ours = GridSearchCV(_digits_pipeline(), grid, cv=3, client=client).fit(X_DIGITS, Y_DIGITS)
+    with pytest.warns(FitFailedWarning):
+        theirs = skms.GridSearchCV(_digits_pipeline(), grid, cv=3).fit(X_DIGITS, Y_DIGITS)
+    assert ours.stats_["prefix_tasks"] > 0
+    assert_same_results(ours, theirs)
+    failing = np.array([p["pca__n_components"] == 100 for p in ours.cv_results_["params"]])
+    assert np.isnan(ours.cv_results_["mean_test_score"][failing]).all()
+    assert np.isfinite(ours.cv_results_["mean_test_score"][~failing]).all()
 
 
 # --- 2. CV splitters ------------------------------------------------------------------------------
@@ -419,9 +484,6 @@ def test_pandas_input_matches_sklearn(client):
 
 
 def _dask_inputs(kind):
-    import dask.array as da
-    import dask.dataframe as dd
-
     if kind == "dask_array":
         return da.from_array(X_IRIS, chunks=(40, 4)), da.from_array(Y_IRIS, chunks=40)
     if kind == "dask_array_numpy_y":
@@ -464,9 +526,9 @@ def test_fitted_search_delegates_like_sklearn(client):
     assert ours.n_features_in_ == theirs.n_features_in_ == 4
     assert ours.n_splits_ == 5
     assert_array_equal(ours.predict(X_IRIS), theirs.predict(X_IRIS))
-    assert_allclose(ours.predict_proba(X_IRIS), theirs.predict_proba(X_IRIS), rtol=0, atol=1e-10)
+    assert_allclose(ours.predict_proba(X_IRIS), theirs.predict_proba(X_IRIS), rtol=0, atol=1e-12)
     assert_allclose(
-        ours.decision_function(X_IRIS), theirs.decision_function(X_IRIS), rtol=0, atol=1e-8
+        ours.decision_function(X_IRIS), theirs.decision_function(X_IRIS), rtol=0, atol=1e-12
     )
     assert ours.score(X_IRIS, Y_IRIS) == theirs.score(X_IRIS, Y_IRIS)
     assert isinstance(ours.refit_time_, float) and ours.refit_time_ >= 0

@@ -23,7 +23,12 @@ from distributed import Client, Future, as_completed
 from ..strategies.base import Job
 from .tasks import UnitOutcome, fit_prefix, run_units
 
-__all__ = ["DaskExecutor"]
+__all__ = ["DaskExecutor", "params_token"]
+
+
+def params_token(params: Mapping[str, Any]) -> str:
+    """A deterministic token of a parameter dict, whatever the order of its keys."""
+    return tokenize(sorted(params.items(), key=lambda kv: kv[0]))
 
 
 @dataclass
@@ -60,6 +65,10 @@ class DaskExecutor:
     prefix_params : callable, optional
         For a pipeline, maps a candidate's params to the params that affect its leading steps (or
         ``None`` when the candidate cannot share them). Enables prefix sharing.
+    prefix_demand : mapping, optional
+        For each :func:`params_token` of leading-step params, how many distinct candidates use it. A
+        shared prefix is then kept until all of them are done with a fold, even when they are asked at
+        different times; without it, a prefix is released as soon as no queued unit needs it.
     n_slots : int
         How many tasks the cluster runs at once (total worker threads).
     target_task_seconds : float
@@ -74,6 +83,7 @@ class DaskExecutor:
         n_splits: int,
         *,
         prefix_params: Callable[[Mapping[str, Any]], dict[str, Any] | None] | None = None,
+        prefix_demand: Mapping[str, int] | None = None,
         n_slots: int = 1,
         target_task_seconds: float = 0.25,
         max_batch: int = 256,
@@ -86,6 +96,7 @@ class DaskExecutor:
         self.context_token = context_token
         self.n_splits = n_splits
         self.prefix_params = prefix_params
+        self.prefix_demand = prefix_demand
         self.n_slots = max(1, n_slots)
         self.max_in_flight = 2 * self.n_slots
         self.target_task_seconds = target_task_seconds
@@ -142,10 +153,10 @@ class DaskExecutor:
             state = _JobState(job, [None] * self.n_splits)
             self._jobs[job.trial_id] = state
             prefix = self.prefix_params(job.params) if self.prefix_params else None
+            ptoken = params_token(prefix) if prefix is not None else None
+            job_token = params_token(job.params)
             for fold in range(self.n_splits):
-                key = tokenize(
-                    self.context_token, sorted(job.params.items(), key=lambda kv: kv[0]), fold
-                )
+                key = tokenize(self.context_token, job_token, fold)
                 if key in self._finished:
                     state.outcomes[fold] = self._finished[key]
                     self.n_units_shared += 1
@@ -155,16 +166,17 @@ class DaskExecutor:
                     self.n_units_shared += 1
                     continue
                 prefix_key = None
-                if prefix is not None:
-                    prefix_key = tokenize(
-                        self.context_token, "prefix", sorted(prefix.items()), fold
-                    )
+                if ptoken is not None:
+                    prefix_key = tokenize(self.context_token, "prefix", ptoken, fold)
                 unit = _Unit(key, job.params, fold, prefix_key, [(job.trial_id, fold)])
                 self._units[key] = unit
                 self._pending.setdefault(prefix_key, deque()).append(unit)
                 self._n_pending += 1
                 if prefix_key is not None:
-                    self._prefix_refs[prefix_key] = self._prefix_refs.get(prefix_key, 0) + 1
+                    if ptoken is not None and self.prefix_demand and ptoken in self.prefix_demand:
+                        self._prefix_refs.setdefault(prefix_key, self.prefix_demand[ptoken])
+                    else:
+                        self._prefix_refs[prefix_key] = self._prefix_refs.get(prefix_key, 0) + 1
                     if prefix_key not in self._prefix_futures:
                         self._prefix_futures[prefix_key] = self.client.submit(
                             fit_prefix,

@@ -145,6 +145,9 @@ class PrefixOutcome:
     fit_time: float
     error: str | None = None
     exception: BaseException | None = None
+    # transform(X_train) for train scores: fit_transform may differ from it on purpose (TargetEncoder
+    # cross-fits), and a fitted pipeline scores the train fold through transform.
+    Xt_train_eval: Any = None
 
 
 def _score(
@@ -195,6 +198,7 @@ def _fit_score_one(
         estimator = clone(ctx.estimator).set_params(**clone(dict(params), safe=False))
         if prefix is None:
             X_train, X_test, y_train, y_test = ctx.split(fold, estimator, cache)
+            X_train_eval = X_train
             to_score = estimator
         else:
             if prefix.error is not None:
@@ -209,6 +213,7 @@ def _fit_score_one(
             estimator = pipe.steps[-1][1]
             X_train, X_test = prefix.Xt_train, prefix.Xt_test
             to_score = estimator
+            X_train_eval = prefix.Xt_train_eval
         if y_train is None:
             estimator.fit(X_train, **fit_params)
         else:
@@ -216,7 +221,7 @@ def _fit_score_one(
         if prefix is not None and not ctx.score_transformed:
             pipe.steps = [*(prefix.steps or []), pipe.steps[-1]]
             to_score = pipe
-            X_train, X_test, _, _ = ctx.split(fold, pipe, cache)
+            X_train_eval, X_test, _, _ = ctx.split(fold, pipe, cache)
     except Exception as exc:
         return _failure(key, exc, time.perf_counter() - t0 + (prefix.fit_time if prefix else 0.0))
     fit_time = time.perf_counter() - t0 + (prefix.fit_time if prefix else 0.0)
@@ -229,7 +234,7 @@ def _fit_score_one(
         score_time = time.perf_counter() - t1
         if ctx.return_train_score:
             train_scores = _score(
-                ctx.scorer, to_score, X_train, y_train, ctx.params_for(ctx.score_params, train)
+                ctx.scorer, to_score, X_train_eval, y_train, ctx.params_for(ctx.score_params, train)
             )
     except Exception as exc:
         return _failure(key, exc, fit_time, time.perf_counter() - t1)
@@ -264,6 +269,7 @@ def fit_prefix(ctx: SearchContext, params: Mapping[str, Any], fold: int) -> Pref
             head = pipe[:-1]
             Xt_train = head.fit_transform(X_train, y_train)
             Xt_test = head.transform(X_test)
+            Xt_train_eval = head.transform(X_train) if ctx.return_train_score else None
     except Exception as exc:
         return PrefixOutcome(
             None,
@@ -273,7 +279,9 @@ def fit_prefix(ctx: SearchContext, params: Mapping[str, Any], fold: int) -> Pref
             "".join(traceback.format_exception(exc)),
             _picklable(exc),
         )
-    return PrefixOutcome(list(head.steps), Xt_train, Xt_test, time.perf_counter() - t0)
+    return PrefixOutcome(
+        list(head.steps), Xt_train, Xt_test, time.perf_counter() - t0, Xt_train_eval=Xt_train_eval
+    )
 
 
 def refit(ctx: SearchContext, params: Mapping[str, Any]) -> tuple[Any, float]:
