@@ -3,7 +3,11 @@
 What it measures
 ----------------
 One process starts one ``distributed.LocalCluster`` (2 worker processes with 1
-thread each, bound to 127.0.0.1) and a ``distributed.Client``. For each of two
+thread each, bound to 127.0.0.1) and a ``distributed.Client``. By default it is
+the cluster daskhpo embeds (``daskhpo.cluster.make_local_cluster``: workers
+keep glibc's default allocator settings instead of distributed's
+``MALLOC_TRIM_THRESHOLD_=65536``); dask-ml runs on the same cluster.
+``--plain-cluster`` uses distributed's defaults instead. For each of two
 grids it times ``fit(X, y)`` of:
 
 ``scikit-learn``
@@ -503,6 +507,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--repeat", type=int, default=1, metavar="N", help="take the min of N runs (default 1)"
     )
     parser.add_argument(
+        "--plain-cluster",
+        action="store_true",
+        help="use distributed's default LocalCluster settings instead of daskhpo's embedded cluster",
+    )
+    parser.add_argument(
         "--json",
         type=Path,
         default=RESULTS_DIR / "grid.json",
@@ -522,16 +531,19 @@ def main(argv: list[str] | None = None) -> int:
     specs = [grid_a(args.quick), grid_b()]
 
     log("starting LocalCluster ...")
-    with (
-        distributed.LocalCluster(
+    if args.plain_cluster:
+        cluster_cm = distributed.LocalCluster(
             n_workers=N_WORKERS,
             threads_per_worker=1,
             processes=True,
             host="127.0.0.1",
             dashboard_address=":0",
-        ) as cluster,
-        distributed.Client(cluster) as client,
-    ):
+        )
+    else:
+        from daskhpo.cluster import make_local_cluster
+
+        cluster_cm = make_local_cluster(n_workers=N_WORKERS, dashboard_address=":0")
+    with cluster_cm as cluster, distributed.Client(cluster) as client:
         warm_up(client)
         facts = machine_facts(client, daskhpo_description())
         results = [

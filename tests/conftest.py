@@ -7,7 +7,7 @@ import pytest
 
 @pytest.fixture(scope="session")
 def client():
-    """A real 2-worker, 1-thread-each LocalCluster on 127.0.0.1, like the embedded default."""
+    """A real 2-worker, 1-thread-each LocalCluster on 127.0.0.1, set up as the embedded default."""
     from distributed import Client, LocalCluster
 
     with (

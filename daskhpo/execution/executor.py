@@ -85,7 +85,7 @@ class DaskExecutor:
         prefix_params: Callable[[Mapping[str, Any]], dict[str, Any] | None] | None = None,
         prefix_demand: Mapping[str, int] | None = None,
         n_slots: int = 1,
-        target_task_seconds: float = 0.25,
+        target_task_seconds: float = 0.5,
         max_batch: int = 256,
     ) -> None:
         self.client = client

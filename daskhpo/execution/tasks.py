@@ -44,6 +44,14 @@ class SearchContext:
     # what Pipeline.predict computes). Off for custom scoring callables, which may look at the pipeline.
     score_transformed: bool = True
 
+    def realign(self) -> None:
+        """Fix unaligned arrays in place (see :func:`_aligned`); cheap once done."""
+        if getattr(self, "_realigned", False):
+            return
+        self.X, self.y = _aligned(self.X), _aligned(self.y)
+        self.folds = [(_aligned(tr), _aligned(te)) for tr, te in self.folds]
+        self._realigned = True
+
     @property
     def n_samples(self) -> int:
         return _num_samples(self.X)
@@ -77,6 +85,17 @@ class SearchContext:
             else:
                 out[key] = value
         return out
+
+
+def _aligned(x: Any) -> Any:
+    """``x`` itself, or an aligned copy when it is a NumPy array that deserialization left unaligned.
+
+    Arrays that travel inside a pickled object can land at any byte offset; compiled fitting code then
+    takes slow paths. The copy is made once per worker, as the shared objects are fixed in place.
+    """
+    if isinstance(x, np.ndarray) and not x.flags.aligned:
+        return x.copy()
+    return x
 
 
 def _num_samples(x: Any) -> int:
@@ -148,6 +167,11 @@ class PrefixOutcome:
     # transform(X_train) for train scores: fit_transform may differ from it on purpose (TargetEncoder
     # cross-fits), and a fitted pipeline scores the train fold through transform.
     Xt_train_eval: Any = None
+
+    def realign(self) -> None:
+        """Fix unaligned arrays in place (see :func:`_aligned`)."""
+        self.Xt_train, self.Xt_test = _aligned(self.Xt_train), _aligned(self.Xt_test)
+        self.Xt_train_eval = _aligned(self.Xt_train_eval)
 
 
 def _score(
@@ -249,6 +273,9 @@ def run_units(
     """Fit and score a batch of ``(key, params, fold)`` units; failures are returned, never raised."""
     from threadpoolctl import threadpool_limits
 
+    ctx.realign()
+    if prefix is not None:
+        prefix.realign()
     # Workers run one task per thread: nested BLAS threads would only fight over the same cores.
     with threadpool_limits(1):
         cache: dict[Any, Any] = {}
@@ -261,6 +288,7 @@ def fit_prefix(ctx: SearchContext, params: Mapping[str, Any], fold: int) -> Pref
     """Fit every step but the last of a pipeline on one fold and transform both sides of the fold."""
     from threadpoolctl import threadpool_limits
 
+    ctx.realign()
     t0 = time.perf_counter()
     try:
         with threadpool_limits(1):
@@ -288,6 +316,7 @@ def refit(ctx: SearchContext, params: Mapping[str, Any]) -> tuple[Any, float]:
     """Fit the estimator with ``params`` on all the data; returns it with the seconds it took."""
     from threadpoolctl import threadpool_limits
 
+    ctx.realign()
     estimator = clone(ctx.estimator).set_params(**clone(dict(params), safe=False))
     t0 = time.perf_counter()
     with threadpool_limits(1):
