@@ -54,8 +54,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     import pandas as pd
     from sklearn.datasets import load_digits
 
+    from .cluster import get_client
+
     X, y = load_digits(return_X_y=True)
-    search = demo_search(client=args.client, cv=args.cv, verbose=1)
+    start = time.perf_counter()
+    client = get_client(args.client, verbose=1)
+    print(f"cluster ready in {time.perf_counter() - start:.1f} s", file=sys.stderr)
+    search = demo_search(client=client, cv=args.cv, verbose=1)
     n = 1
     for values in DEMO_GRID.values():
         n *= len(values)
