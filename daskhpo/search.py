@@ -37,7 +37,7 @@ from .exceptions import FitFailedError, InvalidSearchError, InvalidSearchTypeErr
 from .execution.executor import DaskExecutor, params_token
 from .execution.tasks import SearchContext, UnitOutcome, refit
 from .progress import ProgressBar
-from .store import MemoryStore
+from .store import SQLiteStore, open_store, result_from_json
 from .strategies.base import Result
 from .strategies.candidates import CandidateList, GridStrategy, RandomStrategy
 from .tuner import Tuner
@@ -223,13 +223,16 @@ class _DaskSearchMixin(BaseSearchCV):
         return folds
 
     # -- fit --------------------------------------------------------------------------------------------
-    def fit(self, X: Any, y: Any = None, **params: Any) -> Any:
+    def fit(self, X: Any, y: Any = None, *, resume: bool = False, **params: Any) -> Any:
         """Evaluate every candidate on every fold on the Dask cluster, then refit the best.
 
         Parameters
         ----------
         X : array-like, pandas DataFrame, or dask array/DataFrame of shape (n_samples, n_features)
         y : array-like, pandas Series, or dask array/Series of shape (n_samples,), optional
+        resume : bool
+            Continue the search stored under ``name`` in ``storage``: trials already stored are not
+            recomputed. The data, settings and candidates must be the ones it was started with.
         **params : dict
             Passed to the estimator's ``fit`` (per-sample values are split with the folds), plus
             ``groups`` for group-aware splitters, as in scikit-learn.
@@ -262,9 +265,6 @@ class _DaskSearchMixin(BaseSearchCV):
         folds = self._plan_folds(X, y, groups)
         n_splits = len(folds)
 
-        client = get_client(self.client, verbose=self.verbose)
-        n_slots = self._slots(client)
-
         score_transformed = isinstance(scorers, (_BaseScorer, _PassthroughScorer)) or (
             isinstance(scorers, _MultimetricScorer)
             and all(
@@ -289,11 +289,20 @@ class _DaskSearchMixin(BaseSearchCV):
             y,
             folds,
             self.estimator,
-            repr(self.scoring),
+            self.scoring,
             fit_params,
             score_params,
             bool(self.return_train_score),
         )
+        fingerprint = tokenize(context_token, [params_token(c) for c in candidates])
+        name = self.name or f"{type(self.estimator).__name__}-{fingerprint[:12]}"
+        store = open_store(self.storage, name)
+        replayed = self._replay(store, name, fingerprint, candidates, resume)
+        for result in replayed:
+            strategy.tell(result)
+
+        client = get_client(self.client, verbose=self.verbose)
+        n_slots = self._slots(client)
         if dask_x:
             # The dask collection is computed on the cluster, never on this machine.
             ctx_future = client.submit(
@@ -325,9 +334,11 @@ class _DaskSearchMixin(BaseSearchCV):
             prefix_demand=demand,
             n_slots=n_slots,
         )
-        store = MemoryStore()
         self.store_ = store
         self._multimetric: bool | None = None
+        for result in replayed:
+            if result.test_scores and self._multimetric is None:
+                self._multimetric = list(result.test_scores) != ["score"]
         if self.verbose > 0:
             print(
                 f"Fitting {n_splits} folds for each of {len(candidates)} candidates, totalling "
@@ -335,6 +346,8 @@ class _DaskSearchMixin(BaseSearchCV):
                 file=sys.stderr,
             )
         bar = ProgressBar(len(candidates), enabled=self.verbose > 0, desc=type(self).__name__)
+        for result in replayed:
+            bar.update(result)
 
         def on_result(result: Result, outcomes: list[UnitOutcome]) -> None:
             bar.update(result)
@@ -345,22 +358,84 @@ class _DaskSearchMixin(BaseSearchCV):
                 self._raise_failure(result, outcomes, len(store))
 
         metric = refit_metric if isinstance(refit_metric, str) else None
+        if isinstance(store, SQLiteStore):
+            store.start(self._spec(len(candidates), n_splits), fingerprint)
+        status = "interrupted"
         try:
             Tuner(strategy, executor, store, metric=metric, on_result=on_result).run()
+            status = "finished"
+        except Exception:
+            status = "failed"
+            raise
         finally:
             bar.close()
+            if isinstance(store, SQLiteStore):
+                store.set_status(status)
         self.stats_ = {
             "tasks": executor.n_tasks,
             "units_computed": executor.n_units_computed,
             "units_shared": executor.n_units_shared,
             "prefix_tasks": executor.n_prefix_tasks,
             "worker_threads": n_slots,
+            "trials_replayed": len(replayed),
         }
 
+        latest = {r.trial_id: r for r in [*replayed, *store.results()[len(replayed) :]]}
         self._finish(
-            store.results(), candidates, n_splits, scorers, refit_metric, client, ctx_future
+            list(latest.values()), candidates, n_splits, scorers, refit_metric, client, ctx_future
         )
         return self
+
+    def _replay(
+        self,
+        store: Any,
+        name: str,
+        fingerprint: str,
+        candidates: list[dict[str, Any]],
+        resume: bool,
+    ) -> list[Result]:
+        """Stored results to resume from (after checking they belong to this very search)."""
+        if not isinstance(store, SQLiteStore):
+            if resume:
+                raise InvalidSearchError(
+                    "resume=True needs a stored search: pass storage='sqlite:///path.db' (and name=) "
+                    "to the search that is to be resumed."
+                )
+            return []
+        info = store.info()
+        where = f"{self.storage} (search {name!r})"
+        if info["n_trials"] and not resume:
+            raise InvalidSearchError(
+                f"{where} already holds {info['n_trials']} trials: pass resume=True to fit to continue "
+                "it, or another name= to start a new search."
+            )
+        if not info["n_trials"]:
+            return []
+        if info["fingerprint"] != fingerprint:
+            hint = ""
+            if getattr(self, "random_state", 0) is None:
+                hint = " A randomized search draws new candidates each time unless random_state is set."
+            raise InvalidSearchError(
+                f"{where} was run on other data, settings or candidates than this fit: resume it "
+                f"with the same ones, or pass another name= to start a new search.{hint}"
+            )
+        latest: dict[int, dict[str, Any]] = {}
+        for record in store.records():
+            if 0 <= int(record["trial_id"]) < len(candidates):
+                latest[int(record["trial_id"])] = record
+        # Replace the JSON stand-ins of the params with the candidates' own objects.
+        return [result_from_json(d, candidates[tid]) for tid, d in sorted(latest.items())]
+
+    def _spec(self, n_candidates: int, n_splits: int) -> dict[str, Any]:
+        return {
+            "search": type(self).__name__,
+            "estimator": repr(self.estimator),
+            "space": repr(getattr(self, "param_grid", getattr(self, "param_distributions", None))),
+            "scoring": repr(self.scoring),
+            "cv": repr(self.cv),
+            "n_candidates": n_candidates,
+            "n_splits": n_splits,
+        }
 
     def _slots(self, client: Any) -> int:
         nthreads = client.nthreads()
@@ -490,13 +565,20 @@ class GridSearchCV(_DaskSearchMixin):
     client : distributed.Client or str, optional
         The cluster to use (a client, or a scheduler address). By default the active client, or else an
         embedded LocalCluster started once per process.
+    storage : str, optional
+        Where trial results are logged: None keeps them in memory; ``"sqlite:///path.db"`` appends each
+        finished trial to a SQLite file as it finishes, so that ``fit(..., resume=True)`` can continue
+        the search after a crash without recomputing them.
+    name : str, optional
+        The search's name in ``storage``; by default the estimator's class and a fingerprint of the
+        data, settings and candidates, so that the same search finds itself again.
 
     Attributes
     ----------
     cv_results_, best_estimator_, best_score_, best_params_, best_index_, scorer_, n_splits_,
     refit_time_, multimetric_
         As in scikit-learn.
-    store_ : MemoryStore
+    store_ : MemoryStore or SQLiteStore
         Every trial result, in completion order (kept even when ``fit`` raises).
     stats_ : dict
         Tasks submitted, units computed and shared, pipeline prefix tasks, worker threads used.
@@ -528,6 +610,8 @@ class GridSearchCV(_DaskSearchMixin):
         error_score: Any = np.nan,
         return_train_score: bool = False,
         client: Any = None,
+        storage: Any = None,
+        name: str | None = None,
     ) -> None:
         super().__init__(
             estimator=estimator,
@@ -542,6 +626,8 @@ class GridSearchCV(_DaskSearchMixin):
         )
         self.param_grid = param_grid
         self.client = client
+        self.storage = storage
+        self.name = name
 
     def _make_strategy(self) -> CandidateList:
         return GridStrategy(self.param_grid)
@@ -575,6 +661,8 @@ class RandomizedSearchCV(_DaskSearchMixin):
         error_score: Any = np.nan,
         return_train_score: bool = False,
         client: Any = None,
+        storage: Any = None,
+        name: str | None = None,
     ) -> None:
         super().__init__(
             estimator=estimator,
@@ -591,6 +679,8 @@ class RandomizedSearchCV(_DaskSearchMixin):
         self.n_iter = n_iter
         self.random_state = random_state
         self.client = client
+        self.storage = storage
+        self.name = name
 
     def _make_strategy(self) -> CandidateList:
         return RandomStrategy(self.param_distributions, self.n_iter, self.random_state)

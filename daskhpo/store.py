@@ -1,17 +1,40 @@
-"""The trial store: an append-only log of finished results, read by ``cv_results_`` and monitors.
+"""Trial stores: append-only logs of finished results, read by ``cv_results_``, monitors and resume.
 
-Only the in-memory store exists so far; a SQLite store with the same protocol is planned (resume).
+:class:`MemoryStore` keeps results in a list. :class:`SQLiteStore` keeps them in a SQLite file (standard
+library ``sqlite3``, WAL mode) that holds many named searches: one row per search (its settings, a
+fingerprint of what it ran on, its status) and one row per finished trial, all as JSON text, never
+pickle, so opening a store runs no code. Several processes may append to one file at once.
 """
 
 from __future__ import annotations
 
+import json
+import math
+import sqlite3
 import threading
-from collections.abc import Iterator
-from typing import Protocol, runtime_checkable
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
 
-from .strategies.base import Result, Status
+from .exceptions import DaskHPOError, InvalidSearchError, InvalidSearchTypeError
+from .strategies.base import Job, Result, Status
 
-__all__ = ["Store", "MemoryStore"]
+__all__ = [
+    "Store",
+    "MemoryStore",
+    "SQLiteStore",
+    "StoreVersionError",
+    "open_store",
+    "result_to_json",
+    "result_from_json",
+]
+
+SCHEMA_VERSION = 1
+
+
+class StoreVersionError(DaskHPOError):
+    """The store file was written with a schema this version of daskhpo does not read."""
 
 
 @runtime_checkable
@@ -48,3 +71,255 @@ class MemoryStore:
         """The completed result with the highest score so far."""
         done = [r for r in self.results() if r.status is Status.COMPLETE]
         return max(done, key=lambda r: r.score) if done else None
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-safe stand-in for a parameter value (numbers, strings, lists, dicts; repr otherwise)."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value
+    if hasattr(value, "item") and getattr(value, "shape", None) == ():
+        return value.item()
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return {"__repr__": repr(value)}
+
+
+def result_to_json(result: Result) -> dict[str, Any]:
+    """Everything a result says, as JSON-safe values. Params that are not plain values keep their repr."""
+    job = result.job
+    return {
+        "trial_id": job.trial_id,
+        "params": _plain(dict(job.params)),
+        "budget": job.budget,
+        "rung": job.rung,
+        "bracket": job.bracket,
+        "status": result.status.value,
+        "score": result.score,
+        "test_scores": {k: list(v) for k, v in result.test_scores.items()},
+        "train_scores": None
+        if result.train_scores is None
+        else {k: list(v) for k, v in result.train_scores.items()},
+        "fit_times": list(result.fit_times),
+        "score_times": list(result.score_times),
+        "errors": list(result.errors),
+        "extra": _plain(dict(result.extra)),
+    }
+
+
+def result_from_json(data: Mapping[str, Any], params: Mapping[str, Any] | None = None) -> Result:
+    """Rebuild a result; ``params`` (the original objects) replace the stored JSON stand-ins if given."""
+    job = Job(
+        trial_id=int(data["trial_id"]),
+        params=dict(params) if params is not None else dict(data["params"]),
+        budget=data.get("budget"),
+        rung=int(data.get("rung", 0)),
+        bracket=int(data.get("bracket", 0)),
+    )
+    train = data.get("train_scores")
+    score = data.get("score")
+    return Result(
+        job=job,
+        status=Status(data["status"]),
+        score=math.nan if score is None else float(score),
+        test_scores={k: tuple(v) for k, v in data["test_scores"].items()},
+        train_scores=None if train is None else {k: tuple(v) for k, v in train.items()},
+        fit_times=tuple(data["fit_times"]),
+        score_times=tuple(data["score_times"]),
+        errors=tuple(data.get("errors", ())),
+        extra=dict(data.get("extra") or {}),
+    )
+
+
+class SQLiteStore:
+    """A named search's trials in a SQLite file shared by many searches and processes.
+
+    Parameters
+    ----------
+    path : str or Path
+        The database file; created with its folder if missing.
+    name : str
+        The search's name inside the file.
+    timeout : float
+        Seconds to wait for another writer's lock.
+    """
+
+    def __init__(self, path: str | Path, name: str = "default", *, timeout: float = 30.0) -> None:
+        self.path = Path(path)
+        self.name = name
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(
+            str(self.path), timeout=timeout, isolation_level=None, check_same_thread=False
+        )
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        with self._write():
+            self._conn.execute(
+                "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+            )
+            row = self._conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            if row is None:
+                self._conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?)",
+                    (str(SCHEMA_VERSION),),
+                )
+            elif int(row[0]) != SCHEMA_VERSION:
+                raise StoreVersionError(
+                    f"{self.path} holds daskhpo store schema version {row[0]}, but this daskhpo "
+                    f"reads version {SCHEMA_VERSION}: open it with the daskhpo version that wrote it, "
+                    "or pass another storage= file."
+                )
+            self._conn.execute(
+                "CREATE TABLE IF NOT EXISTS searches (name TEXT PRIMARY KEY, spec TEXT NOT NULL, "
+                "fingerprint TEXT, status TEXT NOT NULL, created REAL NOT NULL, updated REAL NOT NULL)"
+            )
+            self._conn.execute(
+                "CREATE TABLE IF NOT EXISTS trials (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
+                "search TEXT NOT NULL, trial_id INTEGER NOT NULL, status TEXT NOT NULL, score REAL, "
+                "data TEXT NOT NULL, created REAL NOT NULL)"
+            )
+            self._conn.execute(
+                "CREATE INDEX IF NOT EXISTS trials_by_search ON trials (search, seq)"
+            )
+            now = time.time()
+            self._conn.execute(
+                "INSERT OR IGNORE INTO searches (name, spec, fingerprint, status, created, updated) "
+                "VALUES (?, '{}', NULL, 'new', ?, ?)",
+                (name, now, now),
+            )
+
+    def _write(self) -> Any:
+        store = self
+
+        class _Tx:
+            def __enter__(self) -> None:
+                store._lock.acquire()
+                store._conn.execute("BEGIN IMMEDIATE")
+
+            def __exit__(self, kind: Any, exc: Any, tb: Any) -> None:
+                try:
+                    store._conn.execute("COMMIT" if kind is None else "ROLLBACK")
+                finally:
+                    store._lock.release()
+
+        return _Tx()
+
+    # -- the search row ---------------------------------------------------------------------------
+    def info(self) -> dict[str, Any]:
+        """The search's row: spec, fingerprint, status, created, updated, number of trials."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT spec, fingerprint, status, created, updated FROM searches WHERE name=?",
+                (self.name,),
+            ).fetchone()
+            count = self._conn.execute(
+                "SELECT COUNT(*) FROM trials WHERE search=?", (self.name,)
+            ).fetchone()[0]
+        spec, fingerprint, status, created, updated = row
+        return {
+            "name": self.name,
+            "spec": json.loads(spec),
+            "fingerprint": fingerprint,
+            "status": status,
+            "created": created,
+            "updated": updated,
+            "n_trials": count,
+        }
+
+    def start(self, spec: Mapping[str, Any], fingerprint: str) -> None:
+        """Record what the search runs (settings as JSON, a fingerprint of data and settings)."""
+        with self._write():
+            self._conn.execute(
+                "UPDATE searches SET spec=?, fingerprint=?, status='running', updated=? WHERE name=?",
+                (json.dumps(_plain(dict(spec))), fingerprint, time.time(), self.name),
+            )
+
+    def set_status(self, status: str) -> None:
+        with self._write():
+            self._conn.execute(
+                "UPDATE searches SET status=?, updated=? WHERE name=?",
+                (status, time.time(), self.name),
+            )
+
+    # -- trials -----------------------------------------------------------------------------------
+    def append(self, result: Result) -> None:
+        data = json.dumps(result_to_json(result))
+        with self._write():
+            self._conn.execute(
+                "INSERT INTO trials (search, trial_id, status, score, data, created) VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    self.name,
+                    result.job.trial_id,
+                    result.status.value,
+                    None if math.isnan(result.score) else result.score,
+                    data,
+                    time.time(),
+                ),
+            )
+            self._conn.execute(
+                "UPDATE searches SET updated=? WHERE name=?", (time.time(), self.name)
+            )
+
+    def records(self) -> list[dict[str, Any]]:
+        """The stored trials as JSON dicts, in the order they were appended."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT data FROM trials WHERE search=? ORDER BY seq", (self.name,)
+            ).fetchall()
+        return [json.loads(r[0]) for r in rows]
+
+    def results(self) -> list[Result]:
+        return [result_from_json(d) for d in self.records()]
+
+    def __len__(self) -> int:
+        with self._lock:
+            return int(
+                self._conn.execute(
+                    "SELECT COUNT(*) FROM trials WHERE search=?", (self.name,)
+                ).fetchone()[0]
+            )
+
+    def clear(self) -> None:
+        """Forget this search's trials (its row stays)."""
+        with self._write():
+            self._conn.execute("DELETE FROM trials WHERE search=?", (self.name,))
+
+    def searches(self) -> list[dict[str, Any]]:
+        """Every search in the file: name, status, trials, last update."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT s.name, s.status, s.updated, COUNT(t.seq) FROM searches s "
+                "LEFT JOIN trials t ON t.search = s.name GROUP BY s.name ORDER BY s.created"
+            ).fetchall()
+        return [{"name": n, "status": s, "updated": u, "n_trials": c} for n, s, u, c in rows]
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+def open_store(storage: Any, name: str) -> MemoryStore | SQLiteStore:
+    """The store a ``storage=`` argument names: None or ``"memory"``, or ``"sqlite:///path.db"``."""
+    if storage is None or storage == "memory":
+        return MemoryStore()
+    if isinstance(storage, (MemoryStore, SQLiteStore)):
+        return storage
+    if isinstance(storage, str) and storage.startswith("sqlite:///"):
+        path = storage[len("sqlite:///") :]
+        if not path:
+            raise InvalidSearchError(
+                f"storage={storage!r} names no file: use 'sqlite:///path/to/file.db'."
+            )
+        return SQLiteStore(path, name)
+    if isinstance(storage, str):
+        raise InvalidSearchError(
+            f"storage={storage!r}: use None (in memory) or 'sqlite:///path/to/file.db' "
+            "(a relative path after the three slashes, or four slashes for an absolute one)."
+        )
+    raise InvalidSearchTypeError(
+        f"storage={storage!r}: expected None, 'memory' or a 'sqlite:///path.db' string."
+    )

@@ -1,0 +1,19 @@
+"""Estimators for tests that must be importable by worker processes and subprocesses."""
+
+from __future__ import annotations
+
+import time
+
+from sklearn.tree import DecisionTreeClassifier
+
+
+class SlowTree(DecisionTreeClassifier):
+    """A decision tree whose fit also sleeps ``delay`` seconds: gives a test time to act mid-search."""
+
+    def __init__(self, delay=0.2, max_depth=None, random_state=0):
+        super().__init__(max_depth=max_depth, random_state=random_state)
+        self.delay = delay
+
+    def fit(self, X, y, sample_weight=None):
+        time.sleep(self.delay)
+        return super().fit(X, y, sample_weight=sample_weight)
