@@ -303,16 +303,19 @@ class _DaskSearchMixin(BaseSearchCV):
 
         client = get_client(self.client, verbose=self.verbose)
         n_slots = self._slots(client)
-        if dask_x:
-            # The dask collection is computed on the cluster, never on this machine.
-            ctx_future = client.submit(
-                _attach_data,
-                client.scatter(ctx, hash=False),
-                client.compute(X),
-                pure=False,
-            )
-        else:
-            ctx_future = client.scatter(ctx, broadcast=True, hash=False)
+
+        def send_context() -> Any:
+            if dask_x:
+                # The dask collection is computed on the cluster, never on this machine.
+                return client.submit(
+                    _attach_data,
+                    client.scatter(ctx, broadcast=True, hash=False),
+                    client.compute(X),
+                    pure=False,
+                )
+            return client.scatter(ctx, broadcast=True, hash=False)
+
+        ctx_future = send_context()
 
         prefix = _pipeline_prefix(self.estimator) if not fit_params else None
         demand: Counter[str] = Counter()
@@ -333,6 +336,7 @@ class _DaskSearchMixin(BaseSearchCV):
             prefix_params=prefix,
             prefix_demand=demand,
             n_slots=n_slots,
+            remake_context=send_context,
         )
         self.store_ = store
         self._multimetric: bool | None = None
@@ -378,11 +382,12 @@ class _DaskSearchMixin(BaseSearchCV):
             "prefix_tasks": executor.n_prefix_tasks,
             "worker_threads": n_slots,
             "trials_replayed": len(replayed),
+            "units_retried": executor.n_units_retried,
         }
 
         latest = {r.trial_id: r for r in [*replayed, *store.results()[len(replayed) :]]}
         self._finish(
-            list(latest.values()), candidates, n_splits, scorers, refit_metric, client, ctx_future
+            list(latest.values()), candidates, n_splits, scorers, refit_metric, client, executor
         )
         return self
 
@@ -437,6 +442,21 @@ class _DaskSearchMixin(BaseSearchCV):
             "n_splits": n_splits,
         }
 
+    def _refit_on_cluster(self, client: Any, executor: DaskExecutor) -> tuple[Any, float]:
+        from distributed.client import FutureCancelledError
+
+        for attempt in range(3):
+            # Re-send the data if every worker holding it has died (always, after a cancellation).
+            executor._context_lost(force=attempt > 0)
+            try:
+                return client.submit(
+                    refit, executor.context, self.best_params_, pure=False
+                ).result()
+            except FutureCancelledError:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
     def _slots(self, client: Any) -> int:
         nthreads = client.nthreads()
         if not nthreads:
@@ -469,7 +489,7 @@ class _DaskSearchMixin(BaseSearchCV):
         scorers: Any,
         refit_metric: Any,
         client: Any,
-        ctx_future: Any,
+        executor: DaskExecutor,
     ) -> None:
         results = sorted(results, key=lambda r: r.trial_id)
         errors = [e for r in results for e in r.errors if e is not None]
@@ -525,9 +545,7 @@ class _DaskSearchMixin(BaseSearchCV):
                 self.best_score_ = cv_results[f"mean_test_{refit_metric}"][self.best_index_]
             self.best_params_ = cv_results["params"][self.best_index_]
         if self.refit:
-            estimator, seconds = client.submit(
-                refit, ctx_future, self.best_params_, pure=False
-            ).result()
+            estimator, seconds = self._refit_on_cluster(client, executor)
             self.best_estimator_ = estimator
             self.refit_time_ = seconds
             if hasattr(estimator, "feature_names_in_"):

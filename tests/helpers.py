@@ -17,3 +17,18 @@ class SlowTree(DecisionTreeClassifier):
     def fit(self, X, y, sample_weight=None):
         time.sleep(self.delay)
         return super().fit(X, y, sample_weight=sample_weight)
+
+
+class Crasher(DecisionTreeClassifier):
+    """A decision tree that takes its whole worker process down in fit when ``crash`` is true."""
+
+    def __init__(self, crash=False, max_depth=None, random_state=0):
+        super().__init__(max_depth=max_depth, random_state=random_state)
+        self.crash = crash
+
+    def fit(self, X, y, sample_weight=None):
+        if self.crash:
+            import os
+
+            os._exit(13)
+        return super().fit(X, y, sample_weight=sample_weight)

@@ -38,6 +38,8 @@ class _Unit:
     fold: int
     prefix_key: str | None
     waiters: list[tuple[int, int]] = field(default_factory=list)
+    attempts: int = 0
+    solo_failures: int = 0
 
 
 @dataclass
@@ -73,6 +75,9 @@ class DaskExecutor:
         How many tasks the cluster runs at once (total worker threads).
     target_task_seconds : float
         Batches are sized so a task runs about this long once unit costs are known.
+    remake_context : callable, optional
+        Sends the context to the cluster again. Scattered data cannot be recomputed, so when every
+        worker that held it has died, this is how the search carries on.
     """
 
     def __init__(
@@ -87,6 +92,7 @@ class DaskExecutor:
         n_slots: int = 1,
         target_task_seconds: float = 0.5,
         max_batch: int = 256,
+        remake_context: Callable[[], Future] | None = None,
     ) -> None:
         self.client = client
         # Dask keys carry a per-run prefix: reusing a key that an earlier (maybe cancelled) search is
@@ -97,6 +103,9 @@ class DaskExecutor:
         self.n_splits = n_splits
         self.prefix_params = prefix_params
         self.prefix_demand = prefix_demand
+        self.remake_context = remake_context
+        self._prefix_specs: dict[str, tuple[dict[str, Any] | None, int]] = {}
+        self.n_context_resends = 0
         self.n_slots = max(1, n_slots)
         self.max_in_flight = 2 * self.n_slots
         self.target_task_seconds = target_task_seconds
@@ -107,6 +116,13 @@ class DaskExecutor:
         self._finished: dict[str, UnitOutcome] = {}
         self._pending: OrderedDict[str | None, deque[_Unit]] = OrderedDict()
         self._n_pending = 0
+        # Units of a task that died (its worker was lost beyond distributed's retries) run again alone.
+        self._solo: deque[_Unit] = deque()
+        self.n_units_retried = 0
+        self._solo_keys: set[str] = set()
+        self._task_context: dict[str, str] = {}
+        self.max_solo_failures = 2
+        self._done_at_resend = 0
         self._prefix_futures: dict[str, Future] = {}
         self._prefix_refs: dict[str, int] = {}
         self._tasks: dict[str, list[_Unit]] = {}
@@ -178,34 +194,93 @@ class DaskExecutor:
                     else:
                         self._prefix_refs[prefix_key] = self._prefix_refs.get(prefix_key, 0) + 1
                     if prefix_key not in self._prefix_futures:
-                        self._prefix_futures[prefix_key] = self.client.submit(
-                            fit_prefix,
-                            self.context,
-                            prefix,
-                            fold,
-                            key=f"daskhpo-prefix-{self.run_id}-{prefix_key}",
-                        )
-                        self.n_prefix_tasks += 1
+                        self._prefix_specs[prefix_key] = (prefix, fold)
+                        self._submit_prefix(prefix_key)
             if state.complete:
                 del self._jobs[job.trial_id]
                 self._ready.append((job, [o for o in state.outcomes if o is not None]))
 
+    def _submit_prefix(self, prefix_key: str) -> None:
+        prefix, fold = self._prefix_specs[prefix_key]
+        self._prefix_futures[prefix_key] = self.client.submit(
+            fit_prefix,
+            self.context,
+            prefix,
+            fold,
+            key=f"daskhpo-prefix-{self.run_id}-{prefix_key}-{self.n_context_resends}",
+        )
+        self.n_prefix_tasks += 1
+
+    def _in_flight_limit(self) -> int:
+        # While units suspected of killing their worker run again, queue nothing behind them: a task
+        # waiting on a worker that dies is charged with its death too.
+        if self._solo or self._solo_keys:
+            return 1
+        return self.max_in_flight
+
+    def _may_resend(self) -> bool:
+        # Re-sending is bounded by progress: a few times for free, then only after some unit finished
+        # since the last time, so a cluster that keeps losing the data cannot loop forever.
+        return self.n_context_resends < 3 or self.n_units_computed > self._done_at_resend
+
+    def _context_lost(self, force: bool = False) -> bool:
+        """True when no worker holds the context any more (it was re-sent if that is possible).
+
+        ``force`` re-sends it anyway: after a cancellation for lost dependencies, the scheduler may
+        still list a worker that is going away as holding it.
+        """
+        if self.remake_context is None:
+            return False
+        if not force and self.context.status == "finished":
+            try:
+                if self.client.who_has([self.context]).get(self.context.key):
+                    return False
+            except Exception:  # the scheduler already forgot it
+                pass
+        if not self._may_resend():
+            return False
+        for attempt in range(3):
+            self.client.wait_for_workers(1, timeout=120)
+            try:
+                self.context = self.remake_context()
+                break
+            except (TimeoutError, OSError):  # the workers went away while it was being sent
+                if attempt == 2:
+                    raise
+        self.n_context_resends += 1
+        self._done_at_resend = self.n_units_computed
+        for prefix_key in list(self._prefix_futures):
+            self._submit_prefix(prefix_key)
+        return True
+
     def dispatch(self) -> None:
         """Submit batches while fewer than ``max_in_flight`` tasks are on the cluster."""
-        while self._n_pending and len(self._futures) < self.max_in_flight:
-            size = self._batch_size()
-            prefix_key, queue = next(iter(self._pending.items()))
-            batch = [queue.popleft() for _ in range(min(size, len(queue)))]
-            if not queue:
-                del self._pending[prefix_key]
+        while self._n_pending and len(self._futures) < self._in_flight_limit():
+            from_solo = bool(self._solo)
+            if from_solo:
+                batch = [self._solo.popleft()]
+                prefix_key = batch[0].prefix_key
+            else:
+                size = self._batch_size()
+                prefix_key, queue = next(iter(self._pending.items()))
+                batch = [queue.popleft() for _ in range(min(size, len(queue)))]
+                if not queue:
+                    del self._pending[prefix_key]
             self._n_pending -= len(batch)
+            for unit in batch:
+                unit.attempts += 1
             units = [(u.key, dict(u.params), u.fold) for u in batch]
-            key = f"daskhpo-fit-{self.run_id}-" + tokenize([u.key for u in batch])
+            key = f"daskhpo-fit-{self.run_id}-" + tokenize(
+                [u.key for u in batch], batch[0].attempts
+            )
             args: list[Any] = [self.context, units]
             if prefix_key is not None:
                 args.append(self._prefix_futures[prefix_key])
             future = self.client.submit(run_units, *args, key=key)
+            if from_solo:
+                self._solo_keys.add(key)
             self._tasks[key] = batch
+            self._task_context[key] = str(self.context.key)
             self._futures[key] = future
             self._ac.add(future)
             self.n_tasks += 1
@@ -220,22 +295,58 @@ class DaskExecutor:
         for future in finished:
             batch = self._tasks.pop(future.key)
             del self._futures[future.key]
-            outcomes = self._collect(future, batch)
+            self._solo_keys.discard(future.key)
+            used = self._task_context.pop(future.key, None)
+            outcomes = self._collect(future, batch, stale=used != str(self.context.key))
             future.release()
+            if outcomes is None:
+                continue
             self._observe(outcomes)
             for unit, outcome in zip(batch, outcomes, strict=True):
                 self._finish_unit(unit, outcome, done_jobs)
         return done_jobs
 
-    def _collect(self, future: Future, batch: list[_Unit]) -> list[UnitOutcome]:
+    def _collect(
+        self, future: Future, batch: list[_Unit], stale: bool = False
+    ) -> list[UnitOutcome] | None:
+        """The outcomes of a finished task; None when its units were queued to run again alone.
+
+        ``stale`` says the task ran against a context that has since been re-sent.
+        """
         try:
             return list(future.result())
-        except (
-            Exception
-        ) as exc:  # the task itself died: lost worker beyond retries, unpicklable output
+        except Exception as exc:
+            # The task itself failed: its worker died more often than distributed retries (a unit that
+            # crashes the process, say), or its output could not travel. Fit errors never get here.
+            from distributed.client import FutureCancelledError
+
+            # A cancelled task lost a dependency (the data, a shared prefix): never the units' fault.
+            cancelled = isinstance(exc, FutureCancelledError)
+            if stale or self._context_lost(force=cancelled):
+                for unit in batch:
+                    unit.attempts -= 1  # not the units' fault: the data they need had to be re-sent
+                self._solo.extend(batch)
+                self._n_pending += len(batch)
+                return None
+            if len(batch) > 1:
+                self._solo.extend(batch)
+                self._n_pending += len(batch)
+                self.n_units_retried += len(batch)
+                return None
+            batch[0].solo_failures += 1
+            if batch[0].solo_failures < self.max_solo_failures:
+                self._solo.append(batch[0])
+                self._n_pending += 1
+                self.n_units_retried += 1
+                return None
             import traceback
 
-            text = "".join(traceback.format_exception(exc))
+            text = (
+                f"daskhpo: the task running this candidate failed after {batch[0].attempts} "
+                f"attempt(s) and distributed's own retries ({type(exc).__name__}); a fit that kills "
+                "its worker process (a crash in native code, os._exit, running out of memory) "
+                "looks like this.\n" + "".join(traceback.format_exception(exc))
+            )
             return [UnitOutcome(u.key, None, None, 0.0, 0.0, text, exc) for u in batch]
 
     def _observe(self, outcomes: list[UnitOutcome]) -> None:
@@ -277,6 +388,9 @@ class DaskExecutor:
         self._prefix_futures.clear()
         self._prefix_refs.clear()
         self._pending.clear()
+        self._solo.clear()
+        self._solo_keys.clear()
+        self._task_context.clear()
         self._n_pending = 0
         self._ready.clear()
         self._ac.clear()

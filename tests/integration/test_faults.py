@@ -1,0 +1,86 @@
+"""Faults on a real cluster: a worker killed mid-search, a candidate that kills its worker every time."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import dask
+import numpy as np
+import pytest
+from distributed import Client
+from sklearn.datasets import load_iris
+from sklearn.exceptions import FitFailedWarning
+
+from daskhpo import GridSearchCV
+from daskhpo.cluster import make_local_cluster
+from tests.helpers import Crasher, SlowTree
+
+X, y = load_iris(return_X_y=True)
+
+
+def test_worker_killed_mid_search_loses_and_repeats_nothing(client):
+    grid = {"max_depth": list(range(1, 13)), "delay": [0.1]}
+    reference = GridSearchCV(
+        SlowTree(), {"max_depth": list(range(1, 13)), "delay": [0.0]}, cv=3, client=client
+    )
+    reference.fit(X, y)
+
+    search = GridSearchCV(SlowTree(), grid, cv=3, client=client)
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            search.fit(X, y)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while len(getattr(search, "store_", ())) < 3 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    pids = client.run(os.getpid)
+    victim = sorted(pids.values())[0]
+    os.kill(victim, signal.SIGKILL)
+    thread.join(120)
+    assert not thread.is_alive() and not errors, errors
+    client.wait_for_workers(2, timeout=60)
+
+    trial_ids = sorted(r.trial_id for r in search.store_.results())
+    assert trial_ids == list(range(12))  # every trial once: none lost, none counted twice
+    assert not any(r.failed for r in search.store_.results())
+    np.testing.assert_array_equal(
+        search.cv_results_["mean_test_score"], reference.cv_results_["mean_test_score"]
+    )
+    assert victim not in client.run(os.getpid).values()  # the worker really was replaced
+
+
+@pytest.fixture
+def fragile_cluster():
+    # Give up on a task after its first worker death so the test stays short.
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        cluster = make_local_cluster(n_workers=2, dashboard_address="127.0.0.1:0")
+    with cluster, Client(cluster, set_as_default=False) as c:
+        yield c
+
+
+def test_candidate_that_kills_its_worker_is_recorded_failed_and_the_search_goes_on(fragile_cluster):
+    grid = [{"crash": [False], "max_depth": [1, 2, 3, 4]}, {"crash": [True], "max_depth": [2]}]
+    search = GridSearchCV(Crasher(), grid, cv=2, client=fragile_cluster)
+    with pytest.warns(FitFailedWarning):
+        search.fit(X, y)
+    results = {r.trial_id: r for r in search.store_.results()}
+    crashed = [i for i, p in enumerate(search.cv_results_["params"]) if p["crash"]]
+    innocent = [r for i, r in results.items() if r.failed and i not in crashed]
+    assert not innocent, [e[:3000] for r in innocent for e in r.errors if e]
+    assert sorted(i for i, r in results.items() if r.failed) == crashed
+    for i in crashed:
+        for error in results[i].errors:
+            assert "failed after" in error and "kills its worker process" in error, error[:2000]
+    scores = search.cv_results_["mean_test_score"]
+    assert np.isnan(scores[crashed]).all()
+    assert np.isfinite(np.delete(scores, crashed)).all()
+    assert search.best_params_["crash"] is False
