@@ -145,9 +145,13 @@ class SQLiteStore:
         The search's name inside the file.
     timeout : float
         Seconds to wait for another writer's lock.
+    create : bool
+        Add the search to the file if it is not there (False: only read what is there).
     """
 
-    def __init__(self, path: str | Path, name: str = "default", *, timeout: float = 30.0) -> None:
+    def __init__(
+        self, path: str | Path, name: str = "default", *, timeout: float = 30.0, create: bool = True
+    ) -> None:
         self.path = Path(path)
         self.name = name
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -186,6 +190,8 @@ class SQLiteStore:
                 "CREATE INDEX IF NOT EXISTS trials_by_search ON trials (search, seq)"
             )
             now = time.time()
+            if not create:
+                return
             self._conn.execute(
                 "INSERT OR IGNORE INTO searches (name, spec, fingerprint, status, created, updated) "
                 "VALUES (?, '{}', NULL, 'new', ?, ?)",

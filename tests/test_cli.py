@@ -45,3 +45,48 @@ def test_bad_cv_is_refused():
     )
     assert proc.returncode == 2
     assert "--cv 1" in proc.stderr
+
+
+def test_status_and_results_read_a_store_without_a_cluster(client, tmp_path):
+    import csv
+    import io
+    import json
+
+    from sklearn.datasets import load_iris
+    from sklearn.tree import DecisionTreeClassifier
+
+    from daskhpo import GridSearchCV
+
+    X, y = load_iris(return_X_y=True)
+    storage = f"sqlite:///{tmp_path / 'runs.db'}"
+    search = GridSearchCV(
+        DecisionTreeClassifier(random_state=0),
+        {"max_depth": [1, 2, 3]},
+        cv=3,
+        storage=storage,
+        name="trees",
+        client=client,
+    ).fit(X, y)
+
+    def run(*args):
+        proc = subprocess.run(
+            [sys.executable, "-m", "daskhpo", *args], capture_output=True, text=True
+        )
+        return proc.returncode, proc.stdout, proc.stderr
+
+    code, out, _ = run("status", "--storage", storage)
+    assert code == 0 and out.startswith("trees\tfinished\t3 trials")
+    code, out, _ = run("status", "trees", "--storage", storage)
+    assert "status: finished" in out and f"best so far: {search.best_score_:.6g}" in out
+    code, out, _ = run("results", "trees", "--storage", storage, "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert [int(r["param_max_depth"]) for r in rows] == [1, 2, 3]
+    assert [float(r["mean_test_score"]) for r in rows] == list(
+        search.cv_results_["mean_test_score"]
+    )
+    code, out, _ = run("results", "trees", "--storage", storage, "--format", "json")
+    assert len(json.loads(out)) == 3
+    code, _, err = run("results", "bushes", "--storage", storage)
+    assert code != 0 and "no search named 'bushes'" in err and "trees" in err
+    code, _, err = run("status", "--storage", f"sqlite:///{tmp_path / 'none.db'}")
+    assert code != 0 and "no store at" in err
