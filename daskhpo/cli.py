@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections.abc import Sequence
@@ -124,6 +125,32 @@ def trials_frame(records: list[dict[str, Any]]) -> Any:
     return frame.reset_index(drop=True)
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .exceptions import DaskHPOError
+    from .spec import build_search, load_data, load_spec, spec_to_json
+    from .store import SQLiteStore
+
+    try:
+        spec = load_spec(args.spec)
+        name = args.name or spec.get("name") or Path(args.spec).stem
+        search = build_search(spec, client=args.cluster, storage=args.storage, verbose=1, name=name)
+        if args.storage and args.storage.startswith("sqlite:///"):
+            SQLiteStore(args.storage[len("sqlite:///") :], name).start(
+                {"document": json.loads(spec_to_json(spec))}, None
+            )
+        X, y = load_data(spec)
+        search.fit(X, y, resume=args.resume)
+    except DaskHPOError as exc:
+        print(f"daskhpo run: {exc}", file=sys.stderr)
+        return 2
+    print(f"search {name!r}: best score {search.best_score_:.6g} with {search.best_params_}")
+    if args.storage:
+        print(f"results: daskhpo results {name} --storage {args.storage}")
+    return 0
+
+
 def _cmd_status(args: argparse.Namespace) -> int:
     import datetime as dt
 
@@ -189,6 +216,29 @@ def build_parser() -> argparse.ArgumentParser:
         "--cv", type=int, default=3, help="number of cross-validation folds (default 3)"
     )
     demo.set_defaults(func=_cmd_demo)
+
+    run = sub.add_parser(
+        "run",
+        help="run a search described in a YAML or JSON spec (for detached runs)",
+        description="Run the search a spec file describes (estimator, search space, data loader, "
+        "scoring, cv) on a cluster, logging every trial to --storage so that it can be watched with "
+        "'daskhpo status' and continued with --resume after a crash. A spec names Python import "
+        "paths: only run specs you trust.",
+    )
+    run.add_argument("spec", help="the spec file (.yaml, .yml or .json)")
+    run.add_argument(
+        "--cluster",
+        default=None,
+        help="scheduler address such as tcp://host:8786 (default: embedded)",
+    )
+    run.add_argument("--storage", default=None, help="trial store such as sqlite:///runs.db")
+    run.add_argument(
+        "--name", default=None, help="search name (default: the spec's name or file stem)"
+    )
+    run.add_argument(
+        "--resume", action="store_true", help="continue the stored search of that name"
+    )
+    run.set_defaults(func=_cmd_run)
 
     status = sub.add_parser(
         "status",

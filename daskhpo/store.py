@@ -236,12 +236,21 @@ class SQLiteStore:
             "n_trials": count,
         }
 
-    def start(self, spec: Mapping[str, Any], fingerprint: str) -> None:
-        """Record what the search runs (settings as JSON, a fingerprint of data and settings)."""
+    def start(self, spec: Mapping[str, Any], fingerprint: str | None) -> None:
+        """Record what the search runs (settings as JSON, a fingerprint of data and settings).
+
+        ``spec`` is merged into what is stored, so a document saved earlier (the YAML spec of a
+        detached run, say) stays.
+        """
         with self._write():
+            row = self._conn.execute(
+                "SELECT spec FROM searches WHERE name=?", (self.name,)
+            ).fetchone()
+            merged = {**(json.loads(row[0]) if row else {}), **_plain(dict(spec))}
             self._conn.execute(
-                "UPDATE searches SET spec=?, fingerprint=?, status='running', updated=? WHERE name=?",
-                (json.dumps(_plain(dict(spec))), fingerprint, time.time(), self.name),
+                "UPDATE searches SET spec=?, fingerprint=COALESCE(?, fingerprint), status='running', "
+                "updated=? WHERE name=?",
+                (json.dumps(merged), fingerprint, time.time(), self.name),
             )
 
     def set_status(self, status: str) -> None:

@@ -13,6 +13,8 @@ def test_help_documents_every_command():
         [sys.executable, "-m", "daskhpo", "--help"], capture_output=True, text=True, check=True
     ).stdout
     assert "demo" in out and "digits" in out
+    for command in ("run", "status", "results"):
+        assert command in out
     demo = subprocess.run(
         [sys.executable, "-m", "daskhpo", "demo", "--help"],
         capture_output=True,
@@ -90,3 +92,45 @@ def test_status_and_results_read_a_store_without_a_cluster(client, tmp_path):
     assert code != 0 and "no search named 'bushes'" in err and "trees" in err
     code, _, err = run("status", "--storage", f"sqlite:///{tmp_path / 'none.db'}")
     assert code != 0 and "no store at" in err
+
+
+def test_run_a_spec_file_detached_and_resume_it(client, tmp_path):
+    from daskhpo.store import SQLiteStore
+
+    spec = tmp_path / "trees.yaml"
+    spec.write_text(
+        "name: iris-trees\n"
+        "estimator: {class: sklearn.tree.DecisionTreeClassifier, params: {random_state: 0}}\n"
+        "search: {type: grid, param_grid: {max_depth: [1, 2, 3, 4]}}\n"
+        "data: {loader: sklearn.datasets.load_iris}\n"
+        "scoring: accuracy\n"
+        "cv: 3\n"
+    )
+    db = tmp_path / "runs.db"
+    command = [
+        sys.executable,
+        "-m",
+        "daskhpo",
+        "run",
+        str(spec),
+        "--cluster",
+        client.scheduler.address,
+    ]
+    command += ["--storage", f"sqlite:///{db}"]
+    proc = subprocess.run(command, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "search 'iris-trees': best score 0.9" in proc.stdout
+    info = SQLiteStore(db, "iris-trees", create=False).info()
+    assert info["status"] == "finished" and info["n_trials"] == 4
+    assert info["spec"]["document"]["search"]["param_grid"] == {"max_depth": [1, 2, 3, 4]}
+    assert info["spec"]["search"] == "GridSearchCV"
+
+    again = subprocess.run(command, capture_output=True, text=True)
+    assert again.returncode == 2 and "pass resume=True" in again.stderr
+    resumed = subprocess.run([*command, "--resume"], capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert SQLiteStore(db, "iris-trees", create=False).info()["n_trials"] == 4  # nothing recomputed
+
+    spec.write_text(spec.read_text().replace("search:", "serach:"))
+    bad = subprocess.run(command, capture_output=True, text=True)
+    assert bad.returncode == 2 and "did you mean 'search'" in bad.stderr
