@@ -132,9 +132,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from .spec import build_search, load_data, load_spec, spec_to_json
     from .store import SQLiteStore
 
+    name = args.name or Path(args.spec).stem
     try:
         spec = load_spec(args.spec)
-        name = args.name or spec.get("name") or Path(args.spec).stem
+        name = args.name or spec.get("name") or name
         search = build_search(spec, client=args.cluster, storage=args.storage, verbose=1, name=name)
         if args.storage and args.storage.startswith("sqlite:///"):
             SQLiteStore(args.storage[len("sqlite:///") :], name).start(
@@ -145,6 +146,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except DaskHPOError as exc:
         print(f"daskhpo run: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        if args.storage:
+            print(
+                f"daskhpo run: continue with: daskhpo run {args.spec} --storage {args.storage} "
+                f"--name {name} --resume",
+                file=sys.stderr,
+            )
+        return 130
     print(f"search {name!r}: best score {search.best_score_:.6g} with {search.best_params_}")
     if args.storage:
         print(f"results: daskhpo results {name} --storage {args.storage}")

@@ -368,6 +368,20 @@ class _DaskSearchMixin(BaseSearchCV):
         try:
             Tuner(strategy, executor, store, metric=metric, on_result=on_result).run()
             status = "finished"
+        except KeyboardInterrupt:
+            bar.close()
+            where = (
+                f"in {self.storage} as {name!r}: call fit(..., resume=True) with the same arguments "
+                "to continue"
+                if isinstance(store, SQLiteStore)
+                else "in search.store_; pass storage='sqlite:///FILE.db' to be able to resume"
+            )
+            print(
+                f"\ndaskhpo: search interrupted; in-flight work was cancelled. {len(store)} finished "
+                f"trials are kept {where}.",
+                file=sys.stderr,
+            )
+            raise
         except Exception:
             status = "failed"
             raise

@@ -134,3 +134,70 @@ def test_run_a_spec_file_detached_and_resume_it(client, tmp_path):
     spec.write_text(spec.read_text().replace("search:", "serach:"))
     bad = subprocess.run(command, capture_output=True, text=True)
     assert bad.returncode == 2 and "did you mean 'search'" in bad.stderr
+
+
+def test_ctrl_c_stops_cleanly_and_says_how_to_resume(client, tmp_path):
+    import os
+    import signal
+    import sqlite3
+    import time
+    from pathlib import Path
+
+    from daskhpo.store import SQLiteStore
+
+    root = Path(__file__).resolve().parents[1]
+    spec = tmp_path / "slow.yaml"
+    spec.write_text(
+        "name: slow\n"
+        "estimator: {class: tests.helpers.SlowTree, params: {delay: 0.3}}\n"
+        "search: {type: grid, param_grid: {max_depth: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]}}\n"
+        "data: {loader: sklearn.datasets.load_iris}\n"
+        "cv: 2\n"
+    )
+    db = tmp_path / "runs.db"
+    storage = f"sqlite:///{db}"
+    command = [
+        sys.executable,
+        "-m",
+        "daskhpo",
+        "run",
+        str(spec),
+        "--cluster",
+        client.scheduler.address,
+    ]
+    command += ["--storage", storage]
+    proc = subprocess.Popen(
+        command,
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+    def stored() -> int:
+        try:
+            with sqlite3.connect(db) as conn:
+                return conn.execute("SELECT COUNT(*) FROM trials").fetchone()[0]
+        except sqlite3.Error:
+            return 0
+
+    deadline = time.monotonic() + 60
+    while stored() < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "search interrupted; in-flight work was cancelled" in err
+    assert f"--storage {storage} --name slow --resume" in err
+    info = SQLiteStore(db, "slow", create=False).info()
+    assert info["status"] == "interrupted" and 2 <= info["n_trials"] < 10
+
+    resumed = subprocess.run(
+        [*command, "--resume"],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        capture_output=True,
+        text=True,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert SQLiteStore(db, "slow", create=False).info()["n_trials"] == 10
