@@ -155,10 +155,6 @@ class DaskExecutor:
         return max(0, math.ceil(missing / self.n_splits))
 
     @property
-    def n_in_flight(self) -> int:
-        return len(self._futures)
-
-    @property
     def busy(self) -> bool:
         return bool(self._futures) or self._n_pending > 0 or bool(self._ready)
 
@@ -184,21 +180,27 @@ class DaskExecutor:
                 prefix_key = None
                 if ptoken is not None:
                     prefix_key = tokenize(self.context_token, "prefix", ptoken, fold)
+                    self._hold_prefix(prefix_key, ptoken, prefix, fold)
                 unit = _Unit(key, job.params, fold, prefix_key, [(job.trial_id, fold)])
                 self._units[key] = unit
                 self._pending.setdefault(prefix_key, deque()).append(unit)
                 self._n_pending += 1
-                if prefix_key is not None:
-                    if ptoken is not None and self.prefix_demand and ptoken in self.prefix_demand:
-                        self._prefix_refs.setdefault(prefix_key, self.prefix_demand[ptoken])
-                    else:
-                        self._prefix_refs[prefix_key] = self._prefix_refs.get(prefix_key, 0) + 1
-                    if prefix_key not in self._prefix_futures:
-                        self._prefix_specs[prefix_key] = (prefix, fold)
-                        self._submit_prefix(prefix_key)
             if state.complete:
                 del self._jobs[job.trial_id]
                 self._ready.append((job, [o for o in state.outcomes if o is not None]))
+
+    def _hold_prefix(
+        self, prefix_key: str, ptoken: str, prefix: dict[str, Any] | None, fold: int
+    ) -> None:
+        """Count one more unit that needs this shared prefix; fit it if it is not on its way yet."""
+        demand = self.prefix_demand.get(ptoken) if self.prefix_demand else None
+        if demand is not None:
+            self._prefix_refs.setdefault(prefix_key, demand)
+        else:
+            self._prefix_refs[prefix_key] = self._prefix_refs.get(prefix_key, 0) + 1
+        if prefix_key not in self._prefix_futures:
+            self._prefix_specs[prefix_key] = (prefix, fold)
+            self._submit_prefix(prefix_key)
 
     def _submit_prefix(self, prefix_key: str) -> None:
         prefix, fold = self._prefix_specs[prefix_key]
@@ -270,9 +272,9 @@ class DaskExecutor:
             for unit in batch:
                 unit.attempts += 1
             units = [(u.key, dict(u.params), u.fold) for u in batch]
-            key = f"daskhpo-fit-{self.run_id}-" + tokenize(
-                [u.key for u in batch], batch[0].attempts
-            )
+            # Every submission gets a key of its own: a unit that runs again must not reuse the key of
+            # the task that just failed, which the scheduler may still be releasing.
+            key = f"daskhpo-fit-{self.run_id}-{self.n_tasks}-" + tokenize([u.key for u in batch])
             args: list[Any] = [self.context, units]
             if prefix_key is not None:
                 args.append(self._prefix_futures[prefix_key])
@@ -325,18 +327,15 @@ class DaskExecutor:
             if stale or self._context_lost(force=cancelled):
                 for unit in batch:
                     unit.attempts -= 1  # not the units' fault: the data they need had to be re-sent
-                self._solo.extend(batch)
-                self._n_pending += len(batch)
+                self._requeue_alone(batch)
                 return None
             if len(batch) > 1:
-                self._solo.extend(batch)
-                self._n_pending += len(batch)
+                self._requeue_alone(batch)
                 self.n_units_retried += len(batch)
                 return None
             batch[0].solo_failures += 1
             if batch[0].solo_failures < self.max_solo_failures:
-                self._solo.append(batch[0])
-                self._n_pending += 1
+                self._requeue_alone(batch)
                 self.n_units_retried += 1
                 return None
             import traceback
@@ -348,6 +347,10 @@ class DaskExecutor:
                 "looks like this.\n" + "".join(traceback.format_exception(exc))
             )
             return [UnitOutcome(u.key, None, None, 0.0, 0.0, text, exc) for u in batch]
+
+    def _requeue_alone(self, units: list[_Unit]) -> None:
+        self._solo.extend(units)
+        self._n_pending += len(units)
 
     def _observe(self, outcomes: list[UnitOutcome]) -> None:
         timed = [o.fit_time + o.score_time for o in outcomes if o.error is None]
