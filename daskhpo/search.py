@@ -323,10 +323,9 @@ class _DaskSearchMixin(BaseSearchCV):
             unique = {params_token(c): c for c in candidates}.values()
             leading = [prefix(c) for c in unique]
             demand = Counter(params_token(p) for p in leading if p is not None)
+            # No sharing when a candidate changes pipeline-level params, or too little to pay for it.
             if sum(demand.values()) < len(leading) or len(demand) * 2 > len(leading):
-                prefix = (
-                    None  # a candidate changes pipeline-level params, or too little sharing to pay
-                )
+                prefix = None
 
         executor = DaskExecutor(
             client,
@@ -353,7 +352,10 @@ class _DaskSearchMixin(BaseSearchCV):
         for result in replayed:
             bar.update(result)
 
+        fresh: list[Result] = []
+
         def on_result(result: Result, outcomes: list[UnitOutcome]) -> None:
+            fresh.append(result)
             bar.update(result)
             for o in outcomes:
                 if o.error is None and self._multimetric is None:
@@ -399,7 +401,7 @@ class _DaskSearchMixin(BaseSearchCV):
             "units_retried": executor.n_units_retried,
         }
 
-        latest = {r.trial_id: r for r in [*replayed, *store.results()[len(replayed) :]]}
+        latest = {r.trial_id: r for r in [*replayed, *fresh]}
         self._finish(
             list(latest.values()), candidates, n_splits, scorers, refit_metric, client, executor
         )

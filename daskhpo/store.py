@@ -67,11 +67,6 @@ class MemoryStore:
     def __iter__(self) -> Iterator[Result]:
         return iter(self.results())
 
-    def best(self) -> Result | None:
-        """The completed result with the highest score so far."""
-        done = [r for r in self.results() if r.status is Status.COMPLETE]
-        return max(done, key=lambda r: r.score) if done else None
-
 
 def _plain(value: Any) -> Any:
     """A JSON-safe stand-in for a parameter value (numbers, strings, lists, dicts; repr otherwise)."""
@@ -297,11 +292,6 @@ class SQLiteStore:
                     "SELECT COUNT(*) FROM trials WHERE search=?", (self.name,)
                 ).fetchone()[0]
             )
-
-    def clear(self) -> None:
-        """Forget this search's trials (its row stays)."""
-        with self._write():
-            self._conn.execute("DELETE FROM trials WHERE search=?", (self.name,))
 
     def searches(self) -> list[dict[str, Any]]:
         """Every search in the file: name, status, trials, last update."""
