@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 from .exceptions import ClusterError, InvalidSearchTypeError
@@ -35,9 +36,8 @@ _by_address: dict[str, Any] = {}
 # dynamic mmap threshold, so each array of a few hundred KB is mmap'd and page-faulted anew: allocating a
 # 1200x64 float array 20,000 times took 4.9 s on a worker against 0.24 s without it (this machine), and
 # scikit-learn fits of a search ran about 40% slower. Our workers run many short in-memory fits.
-WORKER_ENV_OVERRIDES: dict[str, Any] = {
-    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None
-}
+_TRIM = "MALLOC_TRIM_THRESHOLD_"
+WORKER_ENV_OVERRIDES: dict[str, Any] = {f"distributed.nanny.pre-spawn-environ.{_TRIM}": None}
 
 
 def make_local_cluster(
@@ -62,8 +62,28 @@ def make_local_cluster(
         "silence_logs": logging.ERROR,
     }
     options.update(kwargs)
-    with dask.config.set(WORKER_ENV_OVERRIDES):
-        return LocalCluster(**options)
+    # A nanny started earlier in this process (a default LocalCluster) wrote the variable into our own
+    # environment, which the new workers would inherit; keep it away from them while they spawn.
+    inherited = _set_by_a_nanny()
+    saved = os.environ.pop(_TRIM, None) if inherited else None
+    try:
+        with dask.config.set(WORKER_ENV_OVERRIDES):
+            return LocalCluster(**options)
+    finally:
+        if saved is not None:
+            os.environ[_TRIM] = saved
+
+
+def _set_by_a_nanny() -> bool:
+    """True when MALLOC_TRIM_THRESHOLD_ is in os.environ but was not in the environment the process
+    was started with (so a nanny put it there, not the user). False where that cannot be known."""
+    if _TRIM not in os.environ:
+        return False
+    try:
+        initial = Path("/proc/self/environ").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return not any(entry.startswith(_TRIM.encode() + b"=") for entry in initial)
 
 
 def local_client() -> Any:

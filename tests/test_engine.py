@@ -128,3 +128,35 @@ def test_precomputed_kernel_and_sparse_input_match_sklearn(client):
         rtol=0,
         atol=1e-12,
     )
+
+
+def test_embedded_cluster_workers_keep_the_default_allocator_even_after_a_plain_cluster():
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        """
+        import os
+        from distributed import Client, LocalCluster
+        from daskhpo.cluster import make_local_cluster
+
+        def env():
+            return os.environ.get("MALLOC_TRIM_THRESHOLD_")
+
+        if __name__ == "__main__":
+            kw = dict(n_workers=1, threads_per_worker=1, dashboard_address=":0")
+            with LocalCluster(host="127.0.0.1", **kw) as c, Client(c) as client:
+                print("plain", list(client.run(env).values()))
+            with make_local_cluster(**kw) as c, Client(c) as client:
+                print("embedded", list(client.run(env).values()))
+            print("parent", os.environ.get("MALLOC_TRIM_THRESHOLD_"))
+        """
+    )
+    env = {k: v for k, v in __import__("os").environ.items() if k != "MALLOC_TRIM_THRESHOLD_"}
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, env=env
+    ).stdout
+    assert "plain ['65536']" in out  # distributed's default, which also lands in the parent
+    assert "embedded [None]" in out
+    assert "parent 65536" in out  # what another cluster's nanny set is put back afterwards
