@@ -75,6 +75,9 @@ class DaskExecutor:
         How many tasks the cluster runs at once (total worker threads).
     target_task_seconds : float
         Batches are sized so a task runs about this long once unit costs are known.
+    job_params : callable, optional
+        Maps a job to the parameters its units run with (by default ``job.params``): adaptive searches
+        add the job's budget to them.
     remake_context : callable, optional
         Sends the context to the cluster again. Scattered data cannot be recomputed, so when every
         worker that held it has died, this is how the search carries on.
@@ -93,6 +96,7 @@ class DaskExecutor:
         target_task_seconds: float = 0.5,
         max_batch: int = 256,
         remake_context: Callable[[], Future] | None = None,
+        job_params: Callable[[Job], Mapping[str, Any]] | None = None,
     ) -> None:
         self.client = client
         # Dask keys carry a per-run prefix: reusing a key that an earlier (maybe cancelled) search is
@@ -104,6 +108,7 @@ class DaskExecutor:
         self.prefix_params = prefix_params
         self.prefix_demand = prefix_demand
         self.remake_context = remake_context
+        self.job_params = job_params
         self._prefix_specs: dict[str, tuple[dict[str, Any] | None, int]] = {}
         self.n_context_resends = 0
         self.n_slots = max(1, n_slots)
@@ -164,9 +169,10 @@ class DaskExecutor:
         for job in jobs:
             state = _JobState(job, [None] * self.n_splits)
             self._jobs[job.trial_id] = state
-            prefix = self.prefix_params(job.params) if self.prefix_params else None
+            params = self.job_params(job) if self.job_params else job.params
+            prefix = self.prefix_params(params) if self.prefix_params else None
             ptoken = params_token(prefix) if prefix is not None else None
-            job_token = params_token(job.params)
+            job_token = params_token(params)
             for fold in range(self.n_splits):
                 key = tokenize(self.context_token, job_token, fold)
                 if key in self._finished:
@@ -181,7 +187,7 @@ class DaskExecutor:
                 if ptoken is not None:
                     prefix_key = tokenize(self.context_token, "prefix", ptoken, fold)
                     self._hold_prefix(prefix_key, ptoken, prefix, fold)
-                unit = _Unit(key, job.params, fold, prefix_key, [(job.trial_id, fold)])
+                unit = _Unit(key, params, fold, prefix_key, [(job.trial_id, fold)])
                 self._units[key] = unit
                 self._pending.setdefault(prefix_key, deque()).append(unit)
                 self._n_pending += 1

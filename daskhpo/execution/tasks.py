@@ -25,7 +25,12 @@ __all__ = [
     "run_units",
     "fit_prefix",
     "refit",
+    "SAMPLES_KEY",
 ]
+
+# A job's parameters carry its budget under this key when the budget is a number of training samples:
+# the fold is then subsampled to that size before fitting (no estimator parameter has this name).
+SAMPLES_KEY = "__daskhpo_n_samples__"
 
 
 @dataclass
@@ -43,6 +48,8 @@ class SearchContext:
     # With a shared pipeline prefix, score the final step on the already transformed test fold (exactly
     # what Pipeline.predict computes). Off for custom scoring callables, which may look at the pipeline.
     score_transformed: bool = True
+    # Seed for the row subsamples of budgets counted in training samples (see ``fold_indices``).
+    subsample_seed: Any = None
 
     def realign(self) -> None:
         """Fix unaligned arrays in place (see :func:`_aligned`); cheap once done."""
@@ -56,18 +63,42 @@ class SearchContext:
     def n_samples(self) -> int:
         return _num_samples(self.X)
 
+    def fold_indices(self, fold: int, n_samples: int | None = None) -> tuple[Any, Any]:
+        """Train and test row indices of a fold; with ``n_samples``, the subsample of both sides that
+        scikit-learn's successive halving uses for a budget of that many samples (the same fraction of
+        each side, drawn without replacement with ``subsample_seed``)."""
+        train, test = self.folds[fold]
+        if n_samples is None:
+            return train, test
+        from sklearn.utils import resample
+
+        fraction = n_samples / self.n_samples
+        return tuple(
+            resample(
+                idx,
+                replace=False,
+                random_state=self.subsample_seed,
+                n_samples=int(fraction * len(idx)),
+            )
+            for idx in (train, test)
+        )
+
     def split(
-        self, fold: int, estimator: Any, cache: dict[Any, Any] | None = None
+        self,
+        fold: int,
+        estimator: Any,
+        cache: dict[Any, Any] | None = None,
+        n_samples: int | None = None,
     ) -> tuple[Any, ...]:
         """``(X_train, X_test, y_train, y_test)`` of a fold, as scikit-learn's cross-validation cuts it.
 
         For pairwise estimators (a precomputed kernel, say) both axes of X are cut, as in
         ``sklearn.model_selection.cross_validate``. ``cache`` keeps the cut pieces for the rest of a task.
         """
-        key = (fold, bool(get_tags(estimator).input_tags.pairwise))
+        key = (fold, bool(get_tags(estimator).input_tags.pairwise), n_samples)
         if cache is not None and key in cache:
             return cache[key]
-        train, test = self.folds[fold]
+        train, test = self.fold_indices(fold, n_samples)
         X_train, y_train = _safe_split(estimator, self.X, self.y, train)
         X_test, y_test = _safe_split(estimator, self.X, self.y, test, train)
         pieces = (X_train, X_test, y_train, y_test)
@@ -215,13 +246,15 @@ def _fit_score_one(
     prefix: PrefixOutcome | None,
     cache: dict[Any, Any],
 ) -> UnitOutcome:
-    train, test = ctx.folds[fold]
+    params = dict(params)
+    n_samples = params.pop(SAMPLES_KEY, None)
+    train, test = ctx.fold_indices(fold, n_samples)
     fit_params = ctx.params_for(ctx.fit_params, train)
     t0 = time.perf_counter()
     try:
         estimator = clone(ctx.estimator).set_params(**clone(dict(params), safe=False))
         if prefix is None:
-            X_train, X_test, y_train, y_test = ctx.split(fold, estimator, cache)
+            X_train, X_test, y_train, y_test = ctx.split(fold, estimator, cache, n_samples)
             X_train_eval = X_train
             to_score = estimator
         else:

@@ -1,0 +1,364 @@
+"""Executor for budgets counted in ``partial_fit`` calls: models live on the cluster between rungs.
+
+A trial's model is a future. A job that raises a trial's budget from ``b0`` to ``b1`` chains ``b1 - b0``
+tasks, each one ``partial_fit`` call on the next training block of its fold, starting from the trial's
+previous model (never from scratch). The model is then scored: one task per validation block records the
+model's outputs on it, and a last task scores them. Blocks are either held on the cluster (futures
+computed or scattered once) or, when the data is larger than the cluster's memory, small dask graphs each
+task computes for itself, so no step ever gathers the array on one worker or on the client.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from dask.base import is_dask_collection
+
+from ..exceptions import InvalidSearchError
+from ..strategies.base import Job
+from .streaming import combine_scores, model_of, predict_parts, train_steps
+from .tasks import UnitOutcome
+
+__all__ = ["BlockPlan", "plan_blocks", "StreamingExecutor"]
+
+Block = tuple[Any, Any, Any]  # (X part, y part, rows or None)
+
+
+@dataclass
+class BlockPlan:
+    """The blocks of a search and how the folds use them."""
+
+    train: list[list[Block]]  # per fold, its training blocks in the order partial_fit visits them
+    test: list[list[Block]]  # per fold, its validation blocks
+    held: bool  # True: parts are futures on the cluster; False: lazy graphs computed by each task
+    n_blocks: int
+    nbytes: float | None
+    futures: list[Any] = field(default_factory=list)
+
+    @property
+    def n_splits(self) -> int:
+        return len(self.train)
+
+
+def _total_memory(client: Any) -> float:
+    info = client.scheduler_info(n_workers=-1) if _takes_n_workers(client) else client.scheduler_info()
+    limits = [w.get("memory_limit") or 0 for w in info.get("workers", {}).values()]
+    if not limits or any(lim == 0 for lim in limits):
+        return math.inf
+    return float(sum(limits))
+
+
+def _takes_n_workers(client: Any) -> bool:
+    import inspect
+
+    try:
+        return "n_workers" in inspect.signature(client.scheduler_info).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _dask_blocks(X: Any) -> tuple[list[Any], str]:
+    """The row blocks of a dask array or DataFrame, as lazy one-block collections."""
+    import dask
+
+    if hasattr(X, "partitions"):  # DataFrame or Series
+        return [dask.optimize(X.partitions[i])[0] for i in range(X.npartitions)], "frame"
+    if X.ndim == 2 and len(X.chunks[1]) > 1:
+        X = X.rechunk({1: -1})
+    return [dask.optimize(X.blocks[i])[0] for i in range(X.numblocks[0])], "array"
+
+
+def plan_blocks(
+    client: Any,
+    X: Any,
+    y: Any,
+    *,
+    folds: Sequence[tuple[np.ndarray, np.ndarray]] | None,
+    n_folds: int | None,
+    test_size: float | None,
+    chunk_size: int | None,
+    persist: bool | str,
+    random_state: int,
+) -> BlockPlan:
+    """Cut the data into blocks and assign them to folds.
+
+    In-memory data (``folds`` given, as row indices from a scikit-learn splitter) is scattered once in
+    blocks of ``chunk_size`` rows; each fold selects its rows inside every block. A dask collection keeps
+    its own chunks, and folds are made of whole blocks: ``test_size`` holds out a seeded random share of
+    the blocks, ``n_folds`` splits the blocks into that many groups (so rows should be in random order
+    across blocks, as they are for most data sets that were shuffled once when written).
+    """
+    if not is_dask_collection(X):
+        assert folds is not None
+        n = X.shape[0] if hasattr(X, "shape") else len(X)
+        size = chunk_size or max(1, math.ceil(n / 10))
+        starts = list(range(0, n, size))
+        parts_X = [X[s : s + size] if not hasattr(X, "iloc") else X.iloc[s : s + size] for s in starts]
+        parts_y = [
+            None if y is None else (y[s : s + size] if not hasattr(y, "iloc") else y.iloc[s : s + size])
+            for s in starts
+        ]
+        fx = client.scatter(parts_X, hash=False)
+        fy = [None] * len(starts) if y is None else client.scatter(parts_y, hash=False)
+
+        def blocks_of(idx: np.ndarray) -> list[Block]:
+            idx = np.sort(np.asarray(idx))
+            out: list[Block] = []
+            for b, s in enumerate(starts):
+                lo, hi = np.searchsorted(idx, [s, s + size])
+                if hi > lo:
+                    out.append((fx[b], fy[b], idx[lo:hi] - s))
+            return out
+
+        return BlockPlan(
+            train=[blocks_of(tr) for tr, _ in folds],
+            test=[blocks_of(te) for _, te in folds],
+            held=True,
+            n_blocks=len(starts),
+            nbytes=float(getattr(X, "nbytes", 0)) or None,
+            futures=[*fx, *(f for f in fy if f is not None)],
+        )
+
+    xb, kind = _dask_blocks(X)
+    if y is None:
+        yb: list[Any] = [None] * len(xb)
+    elif is_dask_collection(y):
+        if kind == "array" and not hasattr(y, "partitions"):
+            chunks = X.chunks[0]
+            if not any(math.isnan(c) for c in chunks) and y.chunks[0] != chunks:
+                y = y.rechunk({0: chunks})
+        yb, _ = _dask_blocks(y)
+    else:
+        raise InvalidSearchError(
+            "y is in memory while X is a dask collection: pass y as a dask array or Series with the "
+            "same blocks as X (for example dask.array.from_array(y, chunks=X.chunks[0]))."
+        )
+    if len(yb) != len(xb):
+        raise InvalidSearchError(
+            f"X has {len(xb)} blocks but y has {len(yb)}: give y the same row blocks as X."
+        )
+    n_blocks = len(xb)
+    nbytes = _nbytes(X)
+    if persist == "auto":
+        held = nbytes is not None and nbytes <= 0.5 * _total_memory(client)
+    else:
+        held = bool(persist)
+    rng = np.random.RandomState(random_state)
+    order = rng.permutation(n_blocks)
+    if n_folds is not None:
+        if n_folds > n_blocks:
+            raise InvalidSearchError(
+                f"cv={n_folds} folds of whole blocks need at least {n_folds} blocks; X has {n_blocks}: "
+                "rechunk X into more row blocks or use fewer folds."
+            )
+        groups = [sorted(order[k::n_folds].tolist()) for k in range(n_folds)]
+        fold_tests = groups
+    else:
+        assert test_size is not None
+        n_test = max(1, int(round(test_size * n_blocks)))
+        if n_test >= n_blocks:
+            raise InvalidSearchError(
+                f"test_size={test_size} leaves no training block out of X's {n_blocks} blocks: rechunk "
+                "X into more row blocks or lower test_size."
+            )
+        fold_tests = [sorted(order[:n_test].tolist())]
+    futures: list[Any] = []
+    if held:
+        futures_x = client.compute(xb)
+        futures_y = [None] * n_blocks if y is None else client.compute(yb)
+        futures = [*futures_x, *(f for f in futures_y if f is not None)]
+        parts = [(futures_x[b], futures_y[b], None) for b in range(n_blocks)]
+    else:
+        parts = [(xb[b], yb[b], None) for b in range(n_blocks)]
+    train = [[parts[b] for b in range(n_blocks) if b not in set(test)] for test in fold_tests]
+    test_blocks = [[parts[b] for b in test] for test in fold_tests]
+    return BlockPlan(train, test_blocks, held, n_blocks, nbytes, futures)
+
+
+def _nbytes(X: Any) -> float | None:
+    value = getattr(X, "nbytes", None)
+    if isinstance(value, numbers.Real) and not math.isnan(float(value)):
+        return float(value)
+    return None
+
+
+@dataclass
+class _Flight:
+    job: Job
+    scores: list[Any]  # one future per fold
+    outcomes: list[UnitOutcome | None]
+
+
+class StreamingExecutor:
+    """Runs jobs whose budget is a number of ``partial_fit`` calls (see the module docstring).
+
+    Same interface as :class:`~daskhpo.execution.executor.DaskExecutor` for the tuner: ``room``,
+    ``submit``, ``dispatch``, ``busy``, ``wait``, ``cancel``.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        plan: BlockPlan,
+        estimator: Any,
+        scorer: Any,
+        *,
+        fit_params: Mapping[str, Any] | None = None,
+        classes: Any = None,
+        n_slots: int = 1,
+        budget_of: Callable[[Job], int] | None = None,
+    ) -> None:
+        self.client = client
+        self.plan = plan
+        self.run_id = uuid.uuid4().hex[:12]
+        self.n_slots = max(1, n_slots)
+        self.fit_params = dict(fit_params or {})
+        self.budget_of = budget_of or (lambda job: int(round(float(job.budget or 0))))
+        # The estimator and scorer travel once; tasks refer to them.
+        self._estimator = client.scatter(estimator, hash=False, broadcast=True)
+        self._scorer = client.scatter(scorer, hash=False, broadcast=True)
+        self._classes = classes
+        self._models: dict[tuple[int, int], Any] = {}  # (trial, fold) -> future of a TrainOutcome
+        self._budgets: dict[int, int] = {}
+        self._flights: dict[str, tuple[_Flight, int]] = {}  # score future key -> (flight, fold)
+        self._n_jobs_in_flight = 0
+        from distributed import as_completed
+
+        self._ac = as_completed(loop=client.loop)
+        self._counter = 0
+        self.n_partial_fit_calls = 0
+        self.n_tasks = 0
+
+    def _key(self, kind: str) -> str:
+        self._counter += 1
+        return f"daskhpo-{kind}-{self.run_id}-{self._counter}"
+
+    def room(self) -> int:
+        per_job = self.plan.n_splits
+        want = max(1, math.ceil(4 * self.n_slots / per_job))
+        return max(0, want - self._n_jobs_in_flight)
+
+    @property
+    def busy(self) -> bool:
+        return self._n_jobs_in_flight > 0
+
+    def submit(self, jobs: list[Job]) -> None:
+        for job in jobs:
+            target = self.budget_of(job)
+            start = self._budgets.get(job.trial_id, 0)
+            if target < start:
+                raise ValueError(
+                    f"trial {job.trial_id} asked for budget {target} after reaching {start}"
+                )
+            flight = _Flight(job, [], [None] * self.plan.n_splits)
+            for fold in range(self.plan.n_splits):
+                model = self._models.get((job.trial_id, fold))
+                train = self.plan.train[fold]
+                for step in range(start, target):
+                    block = train[step % len(train)]
+                    model = self.client.submit(
+                        train_steps,
+                        model,
+                        self._estimator,
+                        dict(job.params),
+                        [block],
+                        self.fit_params,
+                        self._classes,
+                        key=self._key("partial-fit"),
+                    )
+                    self.n_partial_fit_calls += 1
+                    self.n_tasks += 1
+                old = self._models.get((job.trial_id, fold))
+                self._models[(job.trial_id, fold)] = model
+                if old is not None and old is not model:
+                    old.release()
+                parts = [
+                    self.client.submit(predict_parts, model, [b], key=self._key("predict"))
+                    for b in self.plan.test[fold]
+                ]
+                score = self.client.submit(
+                    combine_scores, model, parts, self._scorer, key=self._key("score")
+                )
+                self.n_tasks += len(parts) + 1
+                flight.scores.append(score)
+                self._flights[score.key] = (flight, fold)
+                self._ac.add(score)
+            self._budgets[job.trial_id] = target
+            self._n_jobs_in_flight += 1
+
+    def dispatch(self) -> None:
+        """Nothing to do: jobs go to the scheduler as they are submitted (their chains order them)."""
+
+    def wait(self) -> list[tuple[Job, list[UnitOutcome]]]:
+        if not self._flights:
+            return []
+        done: list[tuple[Job, list[UnitOutcome]]] = []
+        for future in self._ac.next_batch(block=True):
+            flight, fold = self._flights.pop(future.key)
+            try:
+                scores, fit_time, score_time, error, exc = future.result()
+            except Exception as task_exc:
+                import traceback
+
+                scores, fit_time, score_time, exc = None, 0.0, 0.0, task_exc
+                error = (
+                    "daskhpo: a partial_fit or scoring task failed beyond distributed's retries "
+                    f"({type(task_exc).__name__}); a fit that kills its worker process looks like "
+                    "this.\n" + "".join(traceback.format_exception(task_exc))
+                )
+            future.release()
+            flight.outcomes[fold] = UnitOutcome(
+                f"{flight.job.trial_id}-{fold}", scores, None, fit_time, score_time, error, exc
+            )
+            if all(o is not None for o in flight.outcomes):
+                self._n_jobs_in_flight -= 1
+                done.append((flight.job, [o for o in flight.outcomes if o is not None]))
+        return done
+
+    def model(self, trial_id: int, fold: int = 0) -> Any:
+        """The fitted model of a trial (fetched from the cluster)."""
+        return self.client.submit(
+            model_of, self._models[(trial_id, fold)], key=self._key("model")
+        ).result()
+
+    def release(self, trial_ids: Sequence[int]) -> None:
+        """Forget the models of trials that will never be trained again."""
+        for tid in trial_ids:
+            for fold in range(self.plan.n_splits):
+                future = self._models.pop((tid, fold), None)
+                if future is not None:
+                    future.release()
+
+    @property
+    def trials_held(self) -> list[int]:
+        return sorted({tid for tid, _ in self._models})
+
+    def cancel(self) -> None:
+        """Cancel the jobs in flight (their trials' models go too); finished trials' models stay."""
+        in_flight = {id(f): f for f, _ in self._flights.values()}
+        futures = []
+        for flight in in_flight.values():
+            futures.extend(flight.scores)
+            for fold in range(self.plan.n_splits):
+                model = self._models.pop((flight.job.trial_id, fold), None)
+                if model is not None:
+                    futures.append(model)
+        if futures:
+            self.client.cancel(futures)
+        self._flights.clear()
+        self._n_jobs_in_flight = 0
+        self._ac.clear()
+
+    def close(self) -> None:
+        """Release every model and every block held for the search."""
+        self.cancel()
+        self.release([tid for tid, _ in list(self._models)])
+        for future in self.plan.futures:
+            future.release()
+        self.plan.futures = []

@@ -1,0 +1,230 @@
+"""Worker-side functions for budgets counted in ``partial_fit`` calls. They never import distributed.
+
+Data reaches these functions as *blocks*: ``(X_block, y_block, rows)`` tuples where the two parts are
+either the block itself (a Future the scheduler resolved, when the data is held on the cluster) or a
+small dask collection that the task computes itself with the synchronous scheduler (when the data is
+larger than the cluster's memory and is read or generated block by block). ``rows`` optionally selects
+rows of the block (a fold's share of it). A task therefore holds one block in memory at a time.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import time
+import traceback
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from sklearn.base import clone
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.utils import _safe_indexing, get_tags
+
+__all__ = ["TrainOutcome", "load_block", "train_steps", "predict_parts", "combine_scores"]
+
+# What a scorer may ask of an estimator; every method the model has is recorded on validation rows.
+RESPONSE_METHODS = ("predict", "predict_proba", "decision_function", "predict_log_proba")
+
+
+class TrainOutcome:
+    """A model after some ``partial_fit`` calls, or the error that stopped it."""
+
+    __slots__ = ("model", "fit_time", "n_calls", "error", "exception")
+
+    def __init__(
+        self,
+        model: Any,
+        fit_time: float,
+        n_calls: int,
+        error: str | None = None,
+        exception: BaseException | None = None,
+    ) -> None:
+        self.model = model
+        self.fit_time = fit_time
+        self.n_calls = n_calls
+        self.error = error
+        self.exception = exception
+
+
+def _is_lazy(x: Any) -> bool:
+    return hasattr(x, "__dask_graph__")
+
+
+def load_block(block: Sequence[Any]) -> tuple[Any, Any]:
+    """``(X, y)`` of one block, computed here if it is still a dask collection, rows selected."""
+    X, y, rows = block
+    if _is_lazy(X) or _is_lazy(y):
+        import dask
+
+        X, y = dask.compute(X, y, scheduler="synchronous")
+    if rows is not None:
+        X = _safe_indexing(X, rows)
+        y = None if y is None else _safe_indexing(y, rows)
+    return X, y
+
+
+def _picklable(exc: BaseException) -> BaseException | None:
+    import pickle
+
+    try:
+        pickle.loads(pickle.dumps(exc))
+    except Exception:
+        return None
+    return exc
+
+
+def _accepts(method: Any, name: str) -> bool:
+    try:
+        return name in inspect.signature(method).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def train_steps(
+    previous: TrainOutcome | None,
+    estimator: Any,
+    params: Mapping[str, Any],
+    blocks: Sequence[Sequence[Any]],
+    fit_params: Mapping[str, Any],
+    classes: Any = None,
+) -> TrainOutcome:
+    """Continue ``previous`` (or start a fresh ``estimator`` with ``params``) with one ``partial_fit``
+    call per block, in order. The previous model is copied, never changed in place: its future may
+    be needed again if this task has to run twice.
+    """
+    from threadpoolctl import threadpool_limits
+
+    if previous is not None and previous.error is not None:
+        return previous
+    t0 = time.perf_counter()
+    try:
+        with threadpool_limits(1):
+            if previous is None:
+                model = clone(estimator).set_params(**clone(dict(params), safe=False))
+                done = 0
+                spent = 0.0
+            else:
+                model = copy.deepcopy(previous.model)
+                done = previous.n_calls
+                spent = previous.fit_time
+            kwargs = dict(fit_params)
+            if classes is not None and "classes" not in kwargs and _accepts(model.partial_fit, "classes"):
+                kwargs["classes"] = classes
+            for block in blocks:
+                X, y = load_block(block)
+                if y is None:
+                    model.partial_fit(X, **kwargs)
+                else:
+                    model.partial_fit(X, y, **kwargs)
+                done += 1
+    except Exception as exc:
+        return TrainOutcome(
+            None,
+            time.perf_counter() - t0,
+            0,
+            "".join(traceback.format_exception(exc)),
+            _picklable(exc),
+        )
+    return TrainOutcome(model, spent + time.perf_counter() - t0, done)
+
+
+def predict_parts(
+    trained: TrainOutcome, blocks: Sequence[Sequence[Any]]
+) -> tuple[list[Any], dict[str, list[Any]], float] | str:
+    """The model's answers on validation blocks: true targets and the output of every response method
+    the model has (small: one row of output per validation row). A string is the error instead."""
+    from threadpoolctl import threadpool_limits
+
+    if trained.error is not None:
+        return trained.error
+    t0 = time.perf_counter()
+    model = trained.model
+    methods = [m for m in RESPONSE_METHODS if hasattr(model, m)]
+    y_parts: list[Any] = []
+    outputs: dict[str, list[Any]] = {m: [] for m in methods}
+    try:
+        with threadpool_limits(1):
+            for block in blocks:
+                X, y = load_block(block)
+                y_parts.append(None if y is None else np.asarray(y))
+                for m in methods:
+                    outputs[m].append(getattr(model, m)(X))
+    except Exception as exc:
+        return "".join(traceback.format_exception(exc))
+    return y_parts, outputs, time.perf_counter() - t0
+
+
+class RecordedModel:
+    """Stands in for a fitted model when scoring: answers with outputs recorded on the validation rows.
+
+    scikit-learn scorers only call the response methods (and read ``classes_`` and the tags), so this
+    gives every scorer the same value it would compute on the model and the concatenated rows.
+    """
+
+    def __init__(self, model: Any, outputs: Mapping[str, Any]) -> None:
+        self._model = model
+        self._outputs = dict(outputs)
+        if hasattr(model, "classes_"):
+            self.classes_ = model.classes_
+
+    def __sklearn_tags__(self) -> Any:
+        return get_tags(self._model)
+
+    def __getattr__(self, name: str) -> Any:
+        outputs = self.__dict__.get("_outputs", {})
+        if name in outputs:
+            value = outputs[name]
+
+            def recorded(X: Any = None, **kwargs: Any) -> Any:
+                return value
+
+            # Scorers look at the method's name to post-process probabilities and decisions.
+            recorded.__name__ = recorded.__qualname__ = name
+            return recorded
+        raise AttributeError(name)
+
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """The model's own default score (accuracy for classifiers, R² for regressors)."""
+        kind = get_tags(self._model).estimator_type
+        if kind == "classifier":
+            return float(accuracy_score(y, self._outputs["predict"], sample_weight=sample_weight))
+        if kind == "regressor":
+            return float(r2_score(y, self._outputs["predict"], sample_weight=sample_weight))
+        raise TypeError("the default score is only known for classifiers and regressors")
+
+
+def combine_scores(
+    trained: TrainOutcome, parts: Sequence[Any], scorer: Any
+) -> tuple[float | dict[str, float] | None, float, float, str | None, BaseException | None]:
+    """Score the model from the recorded outputs of all validation blocks.
+
+    Returns ``(scores, fit_time, score_time, error, exception)``.
+    """
+    if trained.error is not None:
+        return None, trained.fit_time, 0.0, trained.error, trained.exception
+    for part in parts:
+        if isinstance(part, str):
+            return None, trained.fit_time, 0.0, part, None
+    t0 = time.perf_counter()
+    try:
+        y_parts = [p[0][i] for p in parts for i in range(len(p[0]))]
+        methods = list(parts[0][1]) if parts else []
+        outputs = {m: np.concatenate([o for p in parts for o in p[1][m]]) for m in methods}
+        y = None if any(v is None for v in y_parts) else np.concatenate(y_parts)
+        n = len(outputs["predict"]) if "predict" in outputs else len(y)
+        stand_in = RecordedModel(trained.model, outputs)
+        X_dummy = np.empty((n, 0))
+        value = scorer(stand_in, X_dummy, y)
+        scores: float | dict[str, float] = (
+            {k: float(v) for k, v in value.items()} if isinstance(value, Mapping) else float(value)
+        )
+    except Exception as exc:
+        return None, trained.fit_time, 0.0, "".join(traceback.format_exception(exc)), _picklable(exc)
+    score_time = sum(p[2] for p in parts) + time.perf_counter() - t0
+    return scores, trained.fit_time, score_time, None, None
+
+
+def model_of(trained: TrainOutcome) -> Any:
+    """The fitted model inside a :class:`TrainOutcome` (for ``best_estimator_``)."""
+    return trained.model
