@@ -6,12 +6,21 @@ batches whose size adapts to the measured cost of a unit (tiny fits share a task
 stays small; slow fits stay one per task, so the cluster balances the load). For pipelines, the leading
 steps are fitted once per (fold, leading-step params) as their own task and every candidate that shares
 them fits only its final step.
+
+With a ``trial_timeout``, every task runs one unit (and no prefix is shared), the workers are asked
+about once a second how long each of this search's tasks has been running, and a unit running longer
+than the limit is recorded as failed; its worker process is restarted through its nanny to free the
+slot (a thread cannot be stopped), and this search's other units that were on that worker run again.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import threading
+import time
 import uuid
+import warnings
 from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -24,6 +33,41 @@ from ..strategies.base import Job
 from .tasks import UnitOutcome, fit_prefix, run_units
 
 __all__ = ["DaskExecutor", "params_token"]
+
+# How long a poll of the workers may take before this round is skipped: a worker whose event loop is
+# frozen (a fit stuck in native code that holds the GIL) must not freeze the search with it.
+_POLL_TIMEOUT = 10.0
+# How long the end of a search waits for workers stopped by a timeout to come back.
+_RESTART_WAIT = 120.0
+
+
+def _running_for(prefix: str, dask_worker: Any = None) -> dict[str, float]:
+    """On a worker: seconds each executing task whose key starts with ``prefix`` has been running."""
+    from distributed.metrics import time as now
+
+    t = now()
+    out = {}
+    for key in list(dask_worker.active_keys):
+        ts = dask_worker.state.tasks.get(key)
+        if isinstance(key, str) and key.startswith(prefix) and ts is not None and ts.start_time:
+            out[key] = t - ts.start_time
+    return out
+
+
+def _kill_worker_process(dask_worker: Any = None) -> int | None:
+    """In a nanny: kill its worker process at once (the nanny then starts a fresh one).
+
+    Killed from the nanny, the worker stops even when a fit holds its GIL; and its nanny restarts it
+    as after any crash, which proved reliable where a graceful ``Client.restart_workers`` of a worker
+    with a thread that never returns sometimes left the worker down for good.
+    """
+    import signal
+
+    process = getattr(dask_worker, "process", None)
+    pid = getattr(process, "pid", None)
+    if pid:
+        os.kill(pid, getattr(signal, "SIGKILL", signal.SIGTERM))
+    return pid
 
 
 def params_token(params: Mapping[str, Any]) -> str:
@@ -81,6 +125,12 @@ class DaskExecutor:
     remake_context : callable, optional
         Sends the context to the cluster again. Scattered data cannot be recomputed, so when every
         worker that held it has died, this is how the search carries on.
+    trial_timeout : float, optional
+        Seconds one unit (one candidate on one fold) may run. A unit running longer is recorded as
+        failed with a text saying it timed out, and the worker process running it is restarted (its
+        nanny starts a fresh one) to free the slot; other units of this search that were on that
+        worker run again and are not counted as failures. Units then run one per task and pipeline
+        prefixes are not shared, so a timeout names exactly one candidate. None: no limit.
     """
 
     def __init__(
@@ -97,6 +147,7 @@ class DaskExecutor:
         max_batch: int = 256,
         remake_context: Callable[[], Future] | None = None,
         job_params: Callable[[Job], Mapping[str, Any]] | None = None,
+        trial_timeout: float | None = None,
     ) -> None:
         self.client = client
         # Dask keys carry a per-run prefix: reusing a key that an earlier (maybe cancelled) search is
@@ -115,6 +166,18 @@ class DaskExecutor:
         self.max_in_flight = 2 * self.n_slots
         self.target_task_seconds = target_task_seconds
         self.max_batch = max_batch
+        self.trial_timeout = trial_timeout
+        self._poll_every = 1.0
+        if trial_timeout is not None:
+            self.max_batch = 1
+            self.prefix_params = None
+            self._poll_every = min(1.0, max(0.05, trial_timeout / 4))
+        self._next_poll = 0.0
+        # Workers being restarted after a timeout: the thread doing it and the units parked until then.
+        self._restarting: dict[str, tuple[threading.Thread, list[_Unit]]] = {}
+        self._restart_errors: list[str] = []
+        self.n_units_timed_out = 0
+        self.n_worker_restarts = 0
 
         self._jobs: dict[int, _JobState] = {}
         self._units: dict[str, _Unit] = {}  # submitted or pending, not finished
@@ -161,7 +224,12 @@ class DaskExecutor:
 
     @property
     def busy(self) -> bool:
-        return bool(self._futures) or self._n_pending > 0 or bool(self._ready)
+        return (
+            bool(self._futures)
+            or self._n_pending > 0
+            or bool(self._ready)
+            or any(units for _, units in self._restarting.values())
+        )
 
     # -- submission -----------------------------------------------------------------------------
     def submit(self, jobs: list[Job]) -> None:
@@ -297,10 +365,15 @@ class DaskExecutor:
     def wait(self) -> list[tuple[Job, list[UnitOutcome]]]:
         """Block until at least one task finishes; return the jobs whose every fold is now done."""
         done_jobs, self._ready = self._ready, []
-        if done_jobs or not self._futures:
+        if done_jobs or not (self._futures or self._restarting):
             return done_jobs
-        finished = self._ac.next_batch(block=True)
+        if self.trial_timeout is None:
+            finished = self._ac.next_batch(block=True)
+        else:
+            finished = self._next_batch_watching(done_jobs)
         for future in finished:
+            if future.key not in self._tasks:  # cancelled here after a timeout: already handled
+                continue
             batch = self._tasks.pop(future.key)
             del self._futures[future.key]
             self._solo_keys.discard(future.key)
@@ -354,6 +427,164 @@ class DaskExecutor:
             )
             return [UnitOutcome(u.key, None, None, 0.0, 0.0, text, exc) for u in batch]
 
+    # -- trial timeouts ------------------------------------------------------------------------------
+    def _next_batch_watching(self, done_jobs: list[tuple[Job, list[UnitOutcome]]]) -> list[Future]:
+        """Wait for finished tasks while watching running ones; return early on a timeout.
+
+        Returns the finished futures, or nothing when units timed out (their jobs are in
+        ``done_jobs``) or a restarted worker is back (its parked units are queued again).
+        """
+        condition = getattr(self._ac, "thread_condition", None)
+        while True:
+            if self._ac.has_ready():
+                return list(self._ac.next_batch(block=False))
+            if self._release_restarted():
+                return []
+            if not self._futures:  # only units parked behind a restart: wait for it
+                time.sleep(0.05)
+                continue
+            if time.monotonic() >= self._next_poll:
+                self._check_timeouts(done_jobs)
+                self._next_poll = time.monotonic() + self._poll_every
+                if done_jobs:
+                    return []
+            pause = max(0.0, min(0.1, self._next_poll - time.monotonic()))
+            if condition is None:
+                time.sleep(min(pause, 0.01))
+            else:
+                with condition:
+                    if not self._ac.has_ready():
+                        condition.wait(timeout=pause)
+
+    def _check_timeouts(self, done_jobs: list[tuple[Job, list[UnitOutcome]]]) -> None:
+        if self.trial_timeout is None:
+            return
+        prefix = f"daskhpo-fit-{self.run_id}-"
+        try:
+            reports = self.client.run(
+                _running_for, prefix, on_error="return", callback_timeout=_POLL_TIMEOUT
+            )
+        except Exception:  # a worker did not answer in time: try again at the next poll
+            return
+        for address, running in reports.items():
+            if not isinstance(running, dict):  # that worker failed to answer
+                continue
+            for key, seconds in sorted(running.items(), key=lambda kv: -kv[1]):
+                future = self._futures.get(key)
+                if seconds > self.trial_timeout and future is not None and not future.done():
+                    self._time_out(address, key, seconds, done_jobs)
+                    break  # that worker is being restarted: its other tasks are handled there
+
+    def _time_out(
+        self,
+        address: str,
+        key: str,
+        seconds: float,
+        done_jobs: list[tuple[Job, list[UnitOutcome]]],
+    ) -> None:
+        """Record the unit of task ``key`` as timed out and restart the worker running it."""
+        batch = self._tasks.pop(key)
+        future = self._futures.pop(key)
+        self._task_context.pop(key, None)
+        self._solo_keys.discard(key)
+        # Cancel first: a task on a worker that goes away would otherwise be run again elsewhere.
+        self.client.cancel([future])
+        # This search's other tasks on that worker would be moved by the scheduler and counted as
+        # suspects of its death; cancel them and run them again once the worker is back.
+        try:
+            on_worker = set(self.client.processing([address]).get(address, ()))
+        except Exception:
+            on_worker = set()
+        innocents = [k for k in on_worker if k in self._futures]
+        parked: list[_Unit] = []
+        if innocents:
+            self.client.cancel([self._futures[k] for k in innocents])
+            for k in innocents:
+                del self._futures[k]
+                self._task_context.pop(k, None)
+                self._solo_keys.discard(k)
+                units = self._tasks.pop(k)
+                for unit in units:
+                    unit.attempts -= 1  # not their fault
+                parked.extend(units)
+            self.n_units_retried += len(parked)
+        if address in self._restarting:  # already on its way down: nothing more to do there
+            self._restarting[address][1].extend(parked)
+        else:
+            thread = threading.Thread(
+                target=self._restart_worker, args=(address,), name="daskhpo-restart", daemon=True
+            )
+            self._restarting[address] = (thread, parked)
+            thread.start()
+            self.n_worker_restarts += 1
+        limit = self.trial_timeout
+        for unit in batch:
+            text = (
+                f"TimeoutError: daskhpo: this fit timed out after {limit:g} s (trial_timeout="
+                f"{limit!r}; it had been running {seconds:.1f} s on fold {unit.fold}) and was "
+                f"stopped: its worker process {address} was restarted to free the slot. Raise "
+                "trial_timeout, or set it to None, to let such fits finish."
+            )
+            outcome = UnitOutcome(unit.key, None, None, seconds, 0.0, text, TimeoutError(text))
+            self.n_units_timed_out += 1
+            self._finish_unit(unit, outcome, done_jobs)
+
+    def _restart_worker(self, address: str) -> None:
+        # Runs in its own thread so that the other workers' results are handled meanwhile.
+        try:
+            info = self.client.scheduler_info(n_workers=-1)["workers"].get(address) or {}
+            nanny = info.get("nanny")
+            if not nanny:
+                raise RuntimeError("it has no nanny to start a new worker process")
+            self.client.run(
+                _kill_worker_process,
+                nanny=True,
+                workers=[address],
+                on_error="raise",
+                callback_timeout=_POLL_TIMEOUT,
+            )
+            deadline = time.monotonic() + _RESTART_WAIT
+            while time.monotonic() < deadline:
+                workers = self.client.scheduler_info(n_workers=-1)["workers"]
+                if any(w.get("nanny") == nanny for a, w in workers.items() if a != address):
+                    return
+                time.sleep(0.25)
+            raise TimeoutError(f"its nanny {nanny} started no new worker in {_RESTART_WAIT:g} s")
+        except Exception as exc:
+            self._restart_errors.append(
+                f"daskhpo: could not restart worker {address} after a trial timeout "
+                f"({type(exc).__name__}: {exc}); the stopped fit keeps its thread until it returns. "
+                "Workers started with a nanny (the default of dask worker and LocalCluster with "
+                "processes=True) can be restarted."
+            )
+
+    def _release_restarted(self) -> bool:
+        """Queue again the units parked behind restarts that are over; True if any restart ended."""
+        ended = [a for a, (thread, _) in self._restarting.items() if not thread.is_alive()]
+        for address in ended:
+            _, units = self._restarting.pop(address)
+            by_prefix: dict[str | None, list[_Unit]] = {}
+            for unit in units:
+                by_prefix.setdefault(unit.prefix_key, []).append(unit)
+            for prefix_key, group in by_prefix.items():
+                queue = self._pending.setdefault(prefix_key, deque())
+                queue.extendleft(reversed(group))
+                self._pending.move_to_end(prefix_key, last=False)
+                self._n_pending += len(group)
+        while self._restart_errors:
+            warnings.warn(self._restart_errors.pop(0), RuntimeWarning, stacklevel=2)
+        if ended:
+            self._context_lost()  # the restarted worker may have held the last copy of the data
+        return bool(ended)
+
+    def _join_restarts(self) -> None:
+        deadline = time.monotonic() + _RESTART_WAIT
+        for thread, _ in list(self._restarting.values()):
+            thread.join(max(0.0, deadline - time.monotonic()))
+        self._restarting.clear()
+        while self._restart_errors:
+            warnings.warn(self._restart_errors.pop(0), RuntimeWarning, stacklevel=2)
+
     def _requeue_alone(self, units: list[_Unit]) -> None:
         self._solo.extend(units)
         self._n_pending += len(units)
@@ -403,3 +634,5 @@ class DaskExecutor:
         self._n_pending = 0
         self._ready.clear()
         self._ac.clear()
+        # Give back a cluster with all its workers: wait for those stopped by a timeout.
+        self._join_restarts()

@@ -22,10 +22,10 @@ from dask.base import is_dask_collection
 
 from ..exceptions import InvalidSearchError
 from ..strategies.base import Job
-from .streaming import combine_scores, model_of, predict_parts, train_steps
+from .streaming import Lazy, block_labels, combine_scores, model_of, predict_parts, train_steps
 from .tasks import UnitOutcome
 
-__all__ = ["BlockPlan", "plan_blocks", "StreamingExecutor"]
+__all__ = ["BlockPlan", "plan_blocks", "plan_labels", "StreamingExecutor"]
 
 Block = tuple[Any, Any, Any]  # (X part, y part, rows or None)
 
@@ -47,7 +47,9 @@ class BlockPlan:
 
 
 def _total_memory(client: Any) -> float:
-    info = client.scheduler_info(n_workers=-1) if _takes_n_workers(client) else client.scheduler_info()
+    info = (
+        client.scheduler_info(n_workers=-1) if _takes_n_workers(client) else client.scheduler_info()
+    )
     limits = [w.get("memory_limit") or 0 for w in info.get("workers", {}).values()]
     if not limits or any(lim == 0 for lim in limits):
         return math.inf
@@ -99,9 +101,13 @@ def plan_blocks(
         n = X.shape[0] if hasattr(X, "shape") else len(X)
         size = chunk_size or max(1, math.ceil(n / 10))
         starts = list(range(0, n, size))
-        parts_X = [X[s : s + size] if not hasattr(X, "iloc") else X.iloc[s : s + size] for s in starts]
+        parts_X = [
+            X[s : s + size] if not hasattr(X, "iloc") else X.iloc[s : s + size] for s in starts
+        ]
         parts_y = [
-            None if y is None else (y[s : s + size] if not hasattr(y, "iloc") else y.iloc[s : s + size])
+            None
+            if y is None
+            else (y[s : s + size] if not hasattr(y, "iloc") else y.iloc[s : s + size])
             for s in starts
         ]
         fx = client.scatter(parts_X, hash=False)
@@ -175,10 +181,20 @@ def plan_blocks(
         futures = [*futures_x, *(f for f in futures_y if f is not None)]
         parts = [(futures_x[b], futures_y[b], None) for b in range(n_blocks)]
     else:
-        parts = [(xb[b], yb[b], None) for b in range(n_blocks)]
+        parts = [
+            (Lazy(xb[b]), None if yb[b] is None else Lazy(yb[b]), None) for b in range(n_blocks)
+        ]
     train = [[parts[b] for b in range(n_blocks) if b not in set(test)] for test in fold_tests]
     test_blocks = [[parts[b] for b in test] for test in fold_tests]
     return BlockPlan(train, test_blocks, held, n_blocks, nbytes, futures)
+
+
+def plan_labels(client: Any, plan: BlockPlan) -> np.ndarray:
+    """The sorted distinct labels of y, one task per block (no block travels to the client)."""
+    blocks = {id(b[1]): b for fold in (*plan.train, *plan.test) for b in fold}.values()
+    futures = [client.submit(block_labels, b, pure=False) for b in blocks]
+    labels = client.gather(futures)
+    return np.unique(np.concatenate([np.asarray(v) for v in labels]))
 
 
 def _nbytes(X: Any) -> float | None:
@@ -220,9 +236,10 @@ class StreamingExecutor:
         self.n_slots = max(1, n_slots)
         self.fit_params = dict(fit_params or {})
         self.budget_of = budget_of or (lambda job: int(round(float(job.budget or 0))))
-        # The estimator and scorer travel once; tasks refer to them.
-        self._estimator = client.scatter(estimator, hash=False, broadcast=True)
-        self._scorer = client.scatter(scorer, hash=False, broadcast=True)
+        # The (unfitted) estimator and the scorer are small: they travel with each task, so nothing
+        # is lost with a worker that dies.
+        self._estimator = estimator
+        self._scorer = scorer
         self._classes = classes
         self._models: dict[tuple[int, int], Any] = {}  # (trial, fold) -> future of a TrainOutcome
         self._budgets: dict[int, int] = {}

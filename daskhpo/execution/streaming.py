@@ -47,21 +47,51 @@ class TrainOutcome:
         self.exception = exception
 
 
-def _is_lazy(x: Any) -> bool:
-    return hasattr(x, "__dask_graph__")
+class Lazy:
+    """A one-block dask collection that the task computes itself.
+
+    The wrapper hides the collection from distributed, which would otherwise turn a collection found
+    among a task's arguments into scheduler tasks (and hold their results in worker memory).
+    """
+
+    __slots__ = ("collection",)
+
+    def __init__(self, collection: Any) -> None:
+        self.collection = collection
+
+    def __getstate__(self) -> Any:
+        return self.collection
+
+    def __setstate__(self, state: Any) -> None:
+        self.collection = state
 
 
 def load_block(block: Sequence[Any]) -> tuple[Any, Any]:
-    """``(X, y)`` of one block, computed here if it is still a dask collection, rows selected."""
+    """``(X, y)`` of one block, computed here if it is still lazy, rows selected."""
     X, y, rows = block
-    if _is_lazy(X) or _is_lazy(y):
+    if isinstance(X, Lazy) or isinstance(y, Lazy):
         import dask
 
-        X, y = dask.compute(X, y, scheduler="synchronous")
+        # One compute for both, so a y derived from X shares X's tasks instead of redoing them.
+        X, y = dask.compute(
+            X.collection if isinstance(X, Lazy) else X,
+            y.collection if isinstance(y, Lazy) else y,
+            scheduler="synchronous",
+        )
     if rows is not None:
         X = _safe_indexing(X, rows)
         y = None if y is None else _safe_indexing(y, rows)
     return X, y
+
+
+def block_labels(block: Sequence[Any]) -> Any:
+    """The distinct labels of one block's y (its rows selection ignored: every label counts)."""
+    y = block[1]
+    if isinstance(y, Lazy):
+        import dask
+
+        (y,) = dask.compute(y.collection, scheduler="synchronous")
+    return np.unique(np.asarray(y))
 
 
 def _picklable(exc: BaseException) -> BaseException | None:
@@ -109,7 +139,11 @@ def train_steps(
                 done = previous.n_calls
                 spent = previous.fit_time
             kwargs = dict(fit_params)
-            if classes is not None and "classes" not in kwargs and _accepts(model.partial_fit, "classes"):
+            if (
+                classes is not None
+                and "classes" not in kwargs
+                and _accepts(model.partial_fit, "classes")
+            ):
                 kwargs["classes"] = classes
             for block in blocks:
                 X, y = load_block(block)
@@ -212,7 +246,7 @@ def combine_scores(
         methods = list(parts[0][1]) if parts else []
         outputs = {m: np.concatenate([o for p in parts for o in p[1][m]]) for m in methods}
         y = None if any(v is None for v in y_parts) else np.concatenate(y_parts)
-        n = len(outputs["predict"]) if "predict" in outputs else len(y)
+        n = len(y) if y is not None else len(next(iter(outputs.values())))
         stand_in = RecordedModel(trained.model, outputs)
         X_dummy = np.empty((n, 0))
         value = scorer(stand_in, X_dummy, y)
@@ -220,7 +254,13 @@ def combine_scores(
             {k: float(v) for k, v in value.items()} if isinstance(value, Mapping) else float(value)
         )
     except Exception as exc:
-        return None, trained.fit_time, 0.0, "".join(traceback.format_exception(exc)), _picklable(exc)
+        return (
+            None,
+            trained.fit_time,
+            0.0,
+            "".join(traceback.format_exception(exc)),
+            _picklable(exc),
+        )
     score_time = sum(p[2] for p in parts) + time.perf_counter() - t0
     return scores, trained.fit_time, score_time, None, None
 
