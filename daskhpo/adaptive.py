@@ -43,7 +43,7 @@ from .execution.streaming import train_steps
 from .execution.tasks import SAMPLES_KEY, SearchContext, UnitOutcome, refit
 from .progress import ProgressBar
 from .search import _DaskSearchMixin
-from .store import SQLiteStore, open_store
+from .store import SQLiteStore, open_store, result_from_json
 from .strategies.adaptive import ASHA, Hyperband, Incremental, RandomSource, SuccessiveHalving
 from .strategies.base import Job, Result
 from .tuner import Tuner
@@ -218,12 +218,6 @@ class _AdaptiveSearchCV(_DaskSearchMixin):
             Passed to the estimator's ``fit``/``partial_fit`` (``classes=`` for instance; for a
             classifier trained with ``partial_fit``, ``classes`` defaults to the labels found in y).
         """
-        if resume:
-            raise InvalidSearchError(
-                "resume=True is not available yet for adaptive searches (their models live on the "
-                "cluster and are not stored); start the search again, or use GridSearchCV or "
-                "RandomizedSearchCV to resume from a store."
-            )
         self._check_settings()
         dicts = self._space_dicts()
         self._check_param_names([{k: d[k] for k in d} for d in dicts])
@@ -277,11 +271,7 @@ class _AdaptiveSearchCV(_DaskSearchMixin):
         )
         name = self.name or f"{type(self).__name__}-{fingerprint[:12]}"
         store = open_store(self.storage, name)
-        if isinstance(store, SQLiteStore) and store.info()["n_trials"]:
-            raise InvalidSearchError(
-                f"{self.storage} (search {name!r}) already holds trials: pass another name= to start "
-                "a new search."
-            )
+        replayed = self._replay_adaptive(store, name, fingerprint, strategy, resume)
         self.store_ = store
         client = get_client(self.client, verbose=self.verbose)
         n_slots = self._slots(client)
@@ -333,24 +323,22 @@ class _AdaptiveSearchCV(_DaskSearchMixin):
                 file=sys.stderr,
             )
         bar = ProgressBar(strategy.n_planned, enabled=self.verbose > 0, desc=type(self).__name__)
-        results: list[Result] = []
+        results: list[Result] = list(replayed)
         history: list[dict[str, Any]] = []
         t_start = time.perf_counter()
+        for result in replayed:
+            bar.update(result)
+            history.append(_history_row(result, 0.0, None))
 
         def on_result(result: Result, outcomes: list[UnitOutcome]) -> None:
             results.append(result)
             bar.update(result)
             history.append(
-                {
-                    "trial_id": result.trial_id,
-                    "bracket": result.job.bracket,
-                    "rung": result.job.rung,
-                    "budget": result.job.budget,
-                    "score": result.score,
-                    "status": result.status.value,
-                    "elapsed": time.perf_counter() - t_start,
-                    "partial_fit_calls": getattr(executor, "n_partial_fit_calls", None),
-                }
+                _history_row(
+                    result,
+                    time.perf_counter() - t_start,
+                    getattr(executor, "n_partial_fit_calls", None),
+                )
             )
             if result.failed and self.error_score == "raise":
                 self._raise_failure(result, outcomes, len(store))
@@ -406,6 +394,48 @@ class _AdaptiveSearchCV(_DaskSearchMixin):
             if resource == "partial_fit":
                 executor.close()
         return self
+
+    def _replay_adaptive(
+        self, store: Any, name: str, fingerprint: str, strategy: Any, resume: bool
+    ) -> list[Result]:
+        """Stored evaluations of this very search, told to the fresh strategy (``resume=True``).
+
+        Models are not stored: a trial promoted after the restart is trained again from the start
+        on the same blocks in the same order, which gives the model it would have had.
+        """
+        if not isinstance(store, SQLiteStore):
+            if resume:
+                raise InvalidSearchError(
+                    "resume=True needs a store to resume from: pass storage='sqlite:///FILE.db' "
+                    "(and the name= the search was started with)."
+                )
+            return []
+        info = store.info()
+        where = f"{self.storage} (search {name!r})"
+        if info["n_trials"] and not resume:
+            raise InvalidSearchError(
+                f"{where} already holds {info['n_trials']} evaluations: pass resume=True to fit to "
+                "continue it, or another name= to start a new search."
+            )
+        if not info["n_trials"]:
+            return []
+        if info["fingerprint"] != fingerprint:
+            raise InvalidSearchError(
+                f"{where} was run on other data or settings than this fit: resume it with the same "
+                "ones (and the same random_state), or pass another name= to start a new search."
+            )
+        candidates = getattr(strategy, "_params", {})
+        latest: dict[tuple[int, int], Result] = {}
+        for record in store.records():
+            tid = int(record["trial_id"])
+            if tid in candidates:
+                latest[(tid, int(record.get("rung", 0)))] = result_from_json(
+                    record, candidates[tid]
+                )
+        replayed = list(latest.values())
+        for result in replayed:
+            strategy.tell(result)
+        return replayed
 
     def _adaptive_folds(
         self, X: Any, y: Any, groups: Any, seed: int, resource: str
@@ -648,6 +678,19 @@ class _AdaptiveSearchCV(_DaskSearchMixin):
 
 
 _BUDGET_PARAMS = ("n_estimators", "max_iter", "n_iter", "max_epochs", "num_boost_round")
+
+
+def _history_row(result: Result, elapsed: float, calls: int | None) -> dict[str, Any]:
+    return {
+        "trial_id": result.trial_id,
+        "bracket": result.job.bracket,
+        "rung": result.job.rung,
+        "budget": result.job.budget,
+        "score": result.score,
+        "status": result.status.value,
+        "elapsed": elapsed,
+        "partial_fit_calls": calls,
+    }
 
 
 def _whole_blocks(plan: Any) -> list[Any]:

@@ -284,3 +284,44 @@ def test_sample_resources_refuse_dask_input():
     )
     with pytest.raises(InvalidSearchError, match="resource='partial_fit'"):
         search.fit(da.from_array(X, chunks=100), da.from_array(y, chunks=100))
+
+
+def test_hyperband_resumes_from_a_store_with_the_same_results(client, tmp_path):
+    """A search cut off halfway (its store holds the first half of the evaluations) resumes to the
+    uninterrupted run's results; trials promoted after the restart are retrained from the start."""
+    from daskhpo.store import open_store
+
+    def search(storage):
+        return HyperbandSearchCV(
+            SGDClassifier(tol=None, random_state=0),
+            SGD_SPACE,
+            max_budget=9,
+            chunk_size=60,
+            random_state=0,
+            client=client,
+            storage=storage,
+            name="hb",
+        )
+
+    full_url = f"sqlite:///{tmp_path / 'full.db'}"
+    full = search(full_url).fit(X, y)
+    whole = open_store(full_url, "hb")
+    info, records = whole.info(), whole.results()
+    whole.close()
+
+    cut_url = f"sqlite:///{tmp_path / 'cut.db'}"
+    cut = open_store(cut_url, "hb")
+    cut.start(info["spec"], info["fingerprint"])
+    half = len(records) // 2
+    for result in records[:half]:
+        cut.append(result)
+    cut.close()
+
+    with pytest.raises(InvalidSearchError, match="resume=True"):
+        search(cut_url).fit(X, y)
+    resumed = search(cut_url).fit(X, y, resume=True)
+    assert len(resumed.store_) == len(records)  # only the missing half was computed
+    a, b = full.cv_results_, resumed.cv_results_
+    assert list(a["trial_id"]) == list(b["trial_id"]) and list(a["rung"]) == list(b["rung"])
+    np.testing.assert_allclose(a["mean_test_score"], b["mean_test_score"], rtol=0, atol=1e-12)
+    assert resumed.best_params_ == full.best_params_

@@ -40,6 +40,9 @@ class BlockPlan:
     n_blocks: int
     nbytes: float | None
     futures: list[Any] = field(default_factory=list)
+    # Every worker holds every block (small data): a task can then run many partial_fit calls, or
+    # predict on every validation block, without moving data.
+    local: bool = False
 
     @property
     def n_splits(self) -> int:
@@ -54,6 +57,10 @@ def _total_memory(client: Any) -> float:
     if not limits or any(lim == 0 for lim in limits):
         return math.inf
     return float(sum(limits))
+
+
+def _n_workers(client: Any) -> int:
+    return max(1, len(client.nthreads()))
 
 
 def _takes_n_workers(client: Any) -> bool:
@@ -110,8 +117,14 @@ def plan_blocks(
             else (y[s : s + size] if not hasattr(y, "iloc") else y.iloc[s : s + size])
             for s in starts
         ]
-        fx = client.scatter(parts_X, hash=False)
-        fy = [None] * len(starts) if y is None else client.scatter(parts_y, hash=False)
+        nb = _nbytes(X)
+        local = nb is not None and nb * _n_workers(client) <= 0.25 * _total_memory(client)
+        fx = client.scatter(parts_X, hash=False, broadcast=local)
+        fy = (
+            [None] * len(starts)
+            if y is None
+            else client.scatter(parts_y, hash=False, broadcast=local)
+        )
 
         def blocks_of(idx: np.ndarray) -> list[Block]:
             idx = np.sort(np.asarray(idx))
@@ -126,6 +139,7 @@ def plan_blocks(
             train=[blocks_of(tr) for tr, _ in folds],
             test=[blocks_of(te) for _, te in folds],
             held=True,
+            local=local,
             n_blocks=len(starts),
             nbytes=float(getattr(X, "nbytes", 0)) or None,
             futures=[*fx, *(f for f in fy if f is not None)],
@@ -179,14 +193,18 @@ def plan_blocks(
         futures_x = client.compute(xb)
         futures_y = [None] * n_blocks if y is None else client.compute(yb)
         futures = [*futures_x, *(f for f in futures_y if f is not None)]
+        local = nbytes is not None and nbytes * _n_workers(client) <= 0.25 * _total_memory(client)
+        if local:
+            client.replicate(futures)
         parts = [(futures_x[b], futures_y[b], None) for b in range(n_blocks)]
     else:
+        local = False
         parts = [
             (Lazy(xb[b]), None if yb[b] is None else Lazy(yb[b]), None) for b in range(n_blocks)
         ]
     train = [[parts[b] for b in range(n_blocks) if b not in set(test)] for test in fold_tests]
     test_blocks = [[parts[b] for b in test] for test in fold_tests]
-    return BlockPlan(train, test_blocks, held, n_blocks, nbytes, futures)
+    return BlockPlan(train, test_blocks, held, n_blocks, nbytes, futures, local)
 
 
 def plan_labels(client: Any, plan: BlockPlan) -> np.ndarray:
@@ -277,27 +295,31 @@ class StreamingExecutor:
             for fold in range(self.plan.n_splits):
                 model = self._models.get((job.trial_id, fold))
                 train = self.plan.train[fold]
-                for step in range(start, target):
-                    block = train[step % len(train)]
+                steps = [train[step % len(train)] for step in range(start, target)]
+                # Blocks on every worker, or read by the task itself: one task runs all the calls.
+                # Blocks spread over workers: one task per call, each where its block is.
+                grouped = self.plan.local or not self.plan.held
+                for group in [steps] if grouped and steps else [[b] for b in steps]:
                     model = self.client.submit(
                         train_steps,
                         model,
                         self._estimator,
                         dict(job.params),
-                        [block],
+                        group,
                         self.fit_params,
                         self._classes,
                         key=self._key("partial-fit"),
                     )
-                    self.n_partial_fit_calls += 1
                     self.n_tasks += 1
+                self.n_partial_fit_calls += len(steps)
                 old = self._models.get((job.trial_id, fold))
                 self._models[(job.trial_id, fold)] = model
                 if old is not None and old is not model:
                     old.release()
+                test = self.plan.test[fold]
                 parts = [
-                    self.client.submit(predict_parts, model, [b], key=self._key("predict"))
-                    for b in self.plan.test[fold]
+                    self.client.submit(predict_parts, model, group, key=self._key("predict"))
+                    for group in ([test] if self.plan.local else [[b] for b in test])
                 ]
                 score = self.client.submit(
                     combine_scores, model, parts, self._scorer, key=self._key("score")
