@@ -53,6 +53,7 @@ __all__ = [
     "HyperbandSearchCV",
     "ASHASearchCV",
     "IncrementalSearchCV",
+    "BOHBSearchCV",
 ]
 
 _BUILTIN_RESOURCES = ("partial_fit", "n_samples")
@@ -322,6 +323,7 @@ class _AdaptiveSearchCV(_DaskSearchMixin):
                 f"{n_splits} fold(s), on {n_slots} Dask worker threads",
                 file=sys.stderr,
             )
+        watch = self._watch(store, name, client)
         bar = ProgressBar(strategy.n_planned, enabled=self.verbose > 0, desc=type(self).__name__)
         results: list[Result] = list(replayed)
         history: list[dict[str, Any]] = []
@@ -372,6 +374,8 @@ class _AdaptiveSearchCV(_DaskSearchMixin):
             bar.close()
             if isinstance(store, SQLiteStore):
                 store.set_status(status)
+            if watch is not None:
+                watch.finish(status)
 
         self.history_ = history
         meta = dict(strategy.metadata())
@@ -628,9 +632,13 @@ class _AdaptiveSearchCV(_DaskSearchMixin):
                 if not contenders:
                     contenders = list(range(len(results)))
                 scores = np.asarray(cv_results[key], dtype=float)
+                # Ties go to the lower trial id, as in the strategies (and when models are released).
                 best = max(
                     contenders,
-                    key=lambda i: (-math.inf if np.isnan(scores[i]) else scores[i], -i),
+                    key=lambda i: (
+                        -math.inf if np.isnan(scores[i]) else scores[i],
+                        -results[i].trial_id,
+                    ),
                 )
                 self.best_index_ = int(best)
                 self.best_score_ = float(scores[best])
@@ -651,7 +659,9 @@ class _AdaptiveSearchCV(_DaskSearchMixin):
             assert plan is not None
             if plan.n_splits == 1:
                 # The model trained on the training blocks is the one that was scored: keep it.
-                return executor.model(self.best_trial_id_)
+                return executor.model(
+                    self.best_trial_id_, self.best_params_, int(round(float(self.best_budget_)))
+                )
             # Several folds: train a fresh model on every block for the best budget.
             blocks = [(b[0], b[1], None) for b in _whole_blocks(plan)]
             budget = int(round(float(self.best_budget_)))
@@ -1037,4 +1047,81 @@ class IncrementalSearchCV(_AdaptiveSearchCV):
             step=self.step,
             patience=self.patience,
             tol=self.tol,
+        )
+
+
+class BOHBSearchCV(HyperbandSearchCV):
+    """BOHB (Falkner et al. 2018): Hyperband whose candidates come from Optuna's TPE sampler fitted on
+    the results of the largest budget with enough of them (a share ``random_fraction`` stays random).
+    Brackets open one after the other so that later ones learn from earlier ones. Needs Optuna
+    (``pip install "daskhpo[bayes]"``). ``param_distributions`` may use daskhpo's ``Float``/``Int``/
+    ``Categorical``, lists, or scipy.stats ``uniform``/``loguniform``/``randint``.
+    """
+
+    def __init__(
+        self,
+        estimator: Any,
+        param_distributions: Any,
+        *,
+        max_budget: Any = None,
+        min_budget: Any = None,
+        reduction_factor: float = 3,
+        random_fraction: float = 1 / 3,
+        min_points: int | None = None,
+        resource: str = "auto",
+        test_size: float | None = None,
+        cv: Any = None,
+        scoring: Any = None,
+        refit: Any = True,
+        error_score: Any = np.nan,
+        return_train_score: bool = False,
+        random_state: Any = None,
+        chunk_size: int | None = None,
+        persist: Any = "auto",
+        n_jobs: int | None = None,
+        verbose: int = 0,
+        client: Any = None,
+        storage: str | None = None,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(
+            estimator,
+            param_distributions,
+            max_budget=max_budget,
+            min_budget=min_budget,
+            reduction_factor=reduction_factor,
+            resource=resource,
+            test_size=test_size,
+            cv=cv,
+            scoring=scoring,
+            refit=refit,
+            error_score=error_score,
+            return_train_score=return_train_score,
+            random_state=random_state,
+            chunk_size=chunk_size,
+            persist=persist,
+            n_jobs=n_jobs,
+            verbose=verbose,
+            client=client,
+            storage=storage,
+            name=name,
+        )
+        self.random_fraction = random_fraction
+        self.min_points = min_points
+
+    def _make_adaptive(self, source: RandomSource, min_budget: Any, max_budget: Any) -> Any:
+        from .strategies.bohb import BOHB
+
+        if not (0 <= float(self.random_fraction) <= 1):
+            raise InvalidSearchError(
+                f"random_fraction={self.random_fraction!r}: use a share between 0 and 1 (1/3 is usual)."
+            )
+        return BOHB(
+            self.param_distributions,
+            max_budget=max_budget,
+            min_budget=min_budget,
+            reduction_factor=self.reduction_factor,
+            random_fraction=self.random_fraction,
+            min_points=self.min_points,
+            random_state=self._seed(),
         )

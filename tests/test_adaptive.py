@@ -325,3 +325,22 @@ def test_hyperband_resumes_from_a_store_with_the_same_results(client, tmp_path):
     assert list(a["trial_id"]) == list(b["trial_id"]) and list(a["rung"]) == list(b["rung"])
     np.testing.assert_allclose(a["mean_test_score"], b["mean_test_score"], rtol=0, atol=1e-12)
     assert resumed.best_params_ == full.best_params_
+
+
+def test_bohb_search_runs_hyperbands_table_with_model_based_candidates(client):
+    from daskhpo import BOHBSearchCV, Float
+
+    search = BOHBSearchCV(
+        SGDClassifier(tol=None, random_state=0),
+        {"alpha": Float(1e-5, 1e-1, log=True), "eta0": Float(1e-3, 1e-1, log=True)},
+        max_budget=9,
+        chunk_size=60,
+        random_state=0,
+        client=client,
+    ).fit(X, y)
+    res = search.cv_results_
+    assert set(res["bracket"]) == {0, 1, 2} and max(res["budget"]) == 9
+    assert search.metadata_["n_model_based"] > 0
+    for p in res["params"]:
+        assert 1e-5 <= p["alpha"] <= 1e-1 and 1e-3 <= p["eta0"] <= 1e-1
+    assert res["budget"][search.best_index_] == 9

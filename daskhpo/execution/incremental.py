@@ -360,11 +360,26 @@ class StreamingExecutor:
                 done.append((flight.job, [o for o in flight.outcomes if o is not None]))
         return done
 
-    def model(self, trial_id: int, fold: int = 0) -> Any:
-        """The fitted model of a trial (fetched from the cluster)."""
-        return self.client.submit(
-            model_of, self._models[(trial_id, fold)], key=self._key("model")
-        ).result()
+    def model(self, trial_id: int, params: Mapping[str, Any], budget: int, fold: int = 0) -> Any:
+        """The fitted model of a trial, fetched from the cluster; trained again on the same blocks
+        (giving the same model) if it was released or lost."""
+        future = self._models.get((trial_id, fold))
+        if future is None:
+            train = self.plan.train[fold]
+            future = self.client.submit(
+                train_steps,
+                None,
+                self._estimator,
+                dict(params),
+                [train[step % len(train)] for step in range(budget)],
+                self.fit_params,
+                self._classes,
+                key=self._key("partial-fit"),
+            )
+        trained = self.client.submit(model_of, future, key=self._key("model")).result()
+        if trained is None:
+            raise RuntimeError(f"the model of trial {trial_id} could not be trained again")
+        return trained
 
     def release(self, trial_ids: Sequence[int]) -> None:
         """Forget the models of trials that will never be trained again."""
