@@ -533,7 +533,7 @@ class DaskExecutor:
         # Runs in its own thread so that the other workers' results are handled meanwhile.
         try:
             info = self.client.scheduler_info(n_workers=-1)["workers"].get(address) or {}
-            nanny = info.get("nanny")
+            nanny, name = info.get("nanny"), info.get("name")
             if not nanny:
                 raise RuntimeError("it has no nanny to start a new worker process")
             self.client.run(
@@ -543,11 +543,27 @@ class DaskExecutor:
                 on_error="raise",
                 callback_timeout=_POLL_TIMEOUT,
             )
+            # A cluster object in this process (LocalCluster, SSHCluster: a SpecCluster) closes for
+            # good the nanny of a worker that is still missing 15 s after an earlier removal
+            # (distributed.deploy.lost-worker-timeout): two timeouts on one worker within that
+            # time can hit it. Such a worker is started again from the cluster's spec.
+            cluster = getattr(self.client, "cluster", None)
+            specs = getattr(cluster, "worker_spec", None)
             deadline = time.monotonic() + _RESTART_WAIT
             while time.monotonic() < deadline:
                 workers = self.client.scheduler_info(n_workers=-1)["workers"]
-                if any(w.get("nanny") == nanny for a, w in workers.items() if a != address):
+                if any(
+                    w.get("nanny") == nanny or w.get("name") == name
+                    for a, w in workers.items()
+                    if a != address
+                ):
                     return
+                if (
+                    isinstance(specs, dict)
+                    and name in specs
+                    and name not in getattr(cluster, "workers", {name: None})
+                ):
+                    cluster.scale(len(specs))  # type: ignore[union-attr]
                 time.sleep(0.25)
             raise TimeoutError(f"its nanny {nanny} started no new worker in {_RESTART_WAIT:g} s")
         except Exception as exc:

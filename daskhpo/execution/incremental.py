@@ -22,7 +22,15 @@ from dask.base import is_dask_collection
 
 from ..exceptions import InvalidSearchError
 from ..strategies.base import Job
-from .streaming import Lazy, block_labels, combine_scores, model_of, predict_parts, train_steps
+from .streaming import (
+    Lazy,
+    block_labels,
+    combine_scores,
+    model_of,
+    predict_and_score,
+    predict_parts,
+    train_steps,
+)
 from .tasks import UnitOutcome
 
 __all__ = ["BlockPlan", "plan_blocks", "plan_labels", "StreamingExecutor"]
@@ -317,14 +325,20 @@ class StreamingExecutor:
                 if old is not None and old is not model:
                     old.release()
                 test = self.plan.test[fold]
-                parts = [
-                    self.client.submit(predict_parts, model, group, key=self._key("predict"))
-                    for group in ([test] if self.plan.local else [[b] for b in test])
-                ]
-                score = self.client.submit(
-                    combine_scores, model, parts, self._scorer, key=self._key("score")
-                )
-                self.n_tasks += len(parts) + 1
+                if self.plan.local:
+                    score = self.client.submit(
+                        predict_and_score, model, test, self._scorer, key=self._key("score")
+                    )
+                    self.n_tasks += 1
+                else:
+                    parts = [
+                        self.client.submit(predict_parts, model, [b], key=self._key("predict"))
+                        for b in test
+                    ]
+                    score = self.client.submit(
+                        combine_scores, model, parts, self._scorer, key=self._key("score")
+                    )
+                    self.n_tasks += len(parts) + 1
                 flight.scores.append(score)
                 self._flights[score.key] = (flight, fold)
                 self._ac.add(score)

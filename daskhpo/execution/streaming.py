@@ -21,7 +21,14 @@ from sklearn.base import clone
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.utils import _safe_indexing, get_tags
 
-__all__ = ["TrainOutcome", "load_block", "train_steps", "predict_parts", "combine_scores"]
+__all__ = [
+    "TrainOutcome",
+    "load_block",
+    "train_steps",
+    "predict_parts",
+    "combine_scores",
+    "predict_and_score",
+]
 
 # What a scorer may ask of an estimator; every method the model has is recorded on validation rows.
 RESPONSE_METHODS = ("predict", "predict_proba", "decision_function", "predict_log_proba")
@@ -268,3 +275,10 @@ def combine_scores(
 def model_of(trained: TrainOutcome) -> Any:
     """The fitted model inside a :class:`TrainOutcome` (for ``best_estimator_``)."""
     return trained.model
+
+
+def predict_and_score(
+    trained: TrainOutcome, blocks: Sequence[Sequence[Any]], scorer: Any
+) -> tuple[float | dict[str, float] | None, float, float, str | None, BaseException | None]:
+    """:func:`predict_parts` then :func:`combine_scores` in one task (blocks already on this worker)."""
+    return combine_scores(trained, [predict_parts(trained, blocks)], scorer)
