@@ -111,13 +111,20 @@ def main() -> None:
         lambda s: s.metadata_["partial_fit_calls"],
     )
     n_configs = len(set(hb.cv_results_["trial_id"])) if hb is not None else 49
-    record(
+    bohb = record(
         "daskhpo BOHB",
         lambda: BOHBSearchCV(base, space, max_budget=max_budget, **common).fit(
             Xd, yd, classes=classes
         ),
         lambda s: s.metadata_["partial_fit_calls"],
     )
+    reach = None
+    if hb is not None and bohb is not None:
+        # When did BOHB first match Hyperband's final best validation score at the full budget?
+        for h in bohb.history_:
+            if h["budget"] == max_budget and h["score"] >= hb.best_score_:
+                reach = h["elapsed"]
+                break
     record(
         "daskhpo ASHA",
         lambda: ASHASearchCV(base, space, n_trials=n_configs, max_budget=max_budget, **common).fit(
@@ -213,8 +220,15 @@ def main() -> None:
         bo = ok["daskhpo BOHB"]
         lines.append(
             f"BOHB vs Hyperband: score difference {bo['test_score'] - hbr['test_score']:+.4f}, wall time "
-            f"{bo['wall_s'] / hbr['wall_s']:.2f}x (target: same score in <= 0.7x)"
+            f"{bo['wall_s'] / hbr['wall_s']:.2f}x for the whole run"
         )
+        if reach is not None:
+            lines.append(
+                f"BOHB matched Hyperband's best validation score after {reach:.2f} s, "
+                f"{reach / hbr['wall_s']:.2f}x Hyperband's wall time (target <= 0.7x)"
+            )
+        else:
+            lines.append("BOHB never matched Hyperband's best validation score at the full budget")
     if "daskhpo ASHA" in ok and "daskhpo successive halving" in ok:
         lines.append(
             f"Workers busy: ASHA {ok['daskhpo ASHA']['busy']:.0%} (target >= 90%), synchronous "

@@ -37,6 +37,10 @@ __all__ = ["BlockPlan", "plan_blocks", "plan_labels", "StreamingExecutor"]
 
 Block = tuple[Any, Any, Any]  # (X part, y part, rows or None)
 
+# Jobs kept in flight per worker thread: each job is a short chain of tasks, so a few per thread keep
+# the workers fed while the client collects results and asks for more.
+ROOM_FACTOR = 4
+
 
 @dataclass
 class BlockPlan:
@@ -284,7 +288,7 @@ class StreamingExecutor:
 
     def room(self) -> int:
         per_job = self.plan.n_splits
-        want = max(1, math.ceil(4 * self.n_slots / per_job))
+        want = max(1, math.ceil(ROOM_FACTOR * self.n_slots / per_job))
         return max(0, want - self._n_jobs_in_flight)
 
     @property
