@@ -178,7 +178,7 @@ def test_unreachable_scheduler_fails_fast():
     from daskhpo.cluster import get_client
 
     start = time.perf_counter()
-    with pytest.raises(ClusterError, match=r"client='tcp://127.0.0.1:1'"):
+    with pytest.raises(ClusterError, match=r"cluster='tcp://127.0.0.1:1'"):
         get_client("tcp://127.0.0.1:1", timeout=2)
     assert time.perf_counter() - start < 20
 
