@@ -37,6 +37,8 @@ Fields (defaults in brackets):
 - ``cv`` [5]: a number of folds, or ``{class: IMPORT_PATH, params: {...} [{}]}`` (a splitter).
 - ``error_score`` [nan]: ``raise``, a number, or ``nan``.
 - ``return_train_score`` [false].
+- ``trial_timeout`` [null]: seconds one fit (one candidate on one fold) may run before it is stopped
+  and recorded as failed; null for no limit.
 
 An ``IMPORT_PATH`` is ``"package.module.Name"`` (or ``"package.module:Name"``). Anywhere a parameter
 value appears (estimator and step ``params``, grid and distribution values, ``cv`` params) a mapping
@@ -329,6 +331,12 @@ SPEC_SCHEMA: dict[str, Any] = {
             "type": "boolean",
             "default": False,
             "description": "true or false",
+        },
+        "trial_timeout": {
+            "type": ["number", "null"],
+            "exclusiveMinimum": 0,
+            "default": None,
+            "description": "a positive number of seconds one fit may run, or null for no limit",
         },
     },
     "$defs": {
@@ -924,6 +932,7 @@ def _with_defaults(doc: Mapping[str, Any]) -> dict[str, Any]:
         "cv": dict(cv) if isinstance(cv, Mapping) else _int(cv),
         "error_score": error_score,
         "return_train_score": doc.get("return_train_score", False),
+        "trial_timeout": doc.get("trial_timeout"),
     }
 
 
@@ -1206,6 +1215,7 @@ def build_search(
         "cv": cv,
         "error_score": spec["error_score"],
         "return_train_score": spec["return_train_score"],
+        "trial_timeout": spec["trial_timeout"],
         "client": client,
         "storage": storage,
         "name": spec["name"],

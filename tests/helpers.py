@@ -32,3 +32,16 @@ class Crasher(DecisionTreeClassifier):
 
             os._exit(13)
         return super().fit(X, y, sample_weight=sample_weight)
+
+
+class Hanger(DecisionTreeClassifier):
+    """A decision tree whose fit never returns (in practice) when ``hang`` is true."""
+
+    def __init__(self, hang=False, max_depth=None, random_state=0):
+        super().__init__(max_depth=max_depth, random_state=random_state)
+        self.hang = hang
+
+    def fit(self, X, y, sample_weight=None):
+        if self.hang:
+            time.sleep(1000)
+        return super().fit(X, y, sample_weight=sample_weight)

@@ -16,8 +16,6 @@ slot (a thread cannot be stopped), and this search's other units that were on th
 from __future__ import annotations
 
 import math
-import os
-import threading
 import time
 import uuid
 import warnings
@@ -31,43 +29,9 @@ from distributed import Client, Future, as_completed
 
 from ..strategies.base import Job
 from .tasks import UnitOutcome, fit_prefix, run_units
+from .timeouts import CALL_TIMEOUT, RESTART_WAIT, WorkerRestart, running_for
 
 __all__ = ["DaskExecutor", "params_token"]
-
-# How long a poll of the workers may take before this round is skipped: a worker whose event loop is
-# frozen (a fit stuck in native code that holds the GIL) must not freeze the search with it.
-_POLL_TIMEOUT = 10.0
-# How long the end of a search waits for workers stopped by a timeout to come back.
-_RESTART_WAIT = 120.0
-
-
-def _running_for(prefix: str, dask_worker: Any = None) -> dict[str, float]:
-    """On a worker: seconds each executing task whose key starts with ``prefix`` has been running."""
-    from distributed.metrics import time as now
-
-    t = now()
-    out = {}
-    for key in list(dask_worker.active_keys):
-        ts = dask_worker.state.tasks.get(key)
-        if isinstance(key, str) and key.startswith(prefix) and ts is not None and ts.start_time:
-            out[key] = t - ts.start_time
-    return out
-
-
-def _kill_worker_process(dask_worker: Any = None) -> int | None:
-    """In a nanny: kill its worker process at once (the nanny then starts a fresh one).
-
-    Killed from the nanny, the worker stops even when a fit holds its GIL; and its nanny restarts it
-    as after any crash, which proved reliable where a graceful ``Client.restart_workers`` of a worker
-    with a thread that never returns sometimes left the worker down for good.
-    """
-    import signal
-
-    process = getattr(dask_worker, "process", None)
-    pid = getattr(process, "pid", None)
-    if pid:
-        os.kill(pid, getattr(signal, "SIGKILL", signal.SIGTERM))
-    return pid
 
 
 def params_token(params: Mapping[str, Any]) -> str:
@@ -173,9 +137,8 @@ class DaskExecutor:
             self.prefix_params = None
             self._poll_every = min(1.0, max(0.05, trial_timeout / 4))
         self._next_poll = 0.0
-        # Workers being restarted after a timeout: the thread doing it and the units parked until then.
-        self._restarting: dict[str, tuple[threading.Thread, list[_Unit]]] = {}
-        self._restart_errors: list[str] = []
+        # Workers being restarted after a timeout (by address), with the units parked until then.
+        self._restarting: dict[str, WorkerRestart] = {}
         self.n_units_timed_out = 0
         self.n_worker_restarts = 0
 
@@ -228,7 +191,7 @@ class DaskExecutor:
             bool(self._futures)
             or self._n_pending > 0
             or bool(self._ready)
-            or any(units for _, units in self._restarting.values())
+            or any(r.parked for r in self._restarting.values())
         )
 
     # -- submission -----------------------------------------------------------------------------
@@ -365,7 +328,7 @@ class DaskExecutor:
     def wait(self) -> list[tuple[Job, list[UnitOutcome]]]:
         """Block until at least one task finishes; return the jobs whose every fold is now done."""
         done_jobs, self._ready = self._ready, []
-        if done_jobs or not (self._futures or self._restarting):
+        if done_jobs or not (self._futures or any(r.parked for r in self._restarting.values())):
             return done_jobs
         if self.trial_timeout is None:
             finished = self._ac.next_batch(block=True)
@@ -462,144 +425,102 @@ class DaskExecutor:
         prefix = f"daskhpo-fit-{self.run_id}-"
         try:
             reports = self.client.run(
-                _running_for, prefix, on_error="return", callback_timeout=_POLL_TIMEOUT
+                running_for, prefix, on_error="return", callback_timeout=CALL_TIMEOUT
             )
         except Exception:  # a worker did not answer in time: try again at the next poll
             return
+        limit = self.trial_timeout
         for address, running in reports.items():
             if not isinstance(running, dict):  # that worker failed to answer
                 continue
-            for key, seconds in sorted(running.items(), key=lambda kv: -kv[1]):
-                future = self._futures.get(key)
-                if seconds > self.trial_timeout and future is not None and not future.done():
-                    self._time_out(address, key, seconds, done_jobs)
-                    break  # that worker is being restarted: its other tasks are handled there
+            overdue = {
+                key: seconds
+                for key, seconds in running.items()
+                if seconds > limit and key in self._futures and not self._futures[key].done()
+            }
+            if overdue:
+                self._time_out(address, overdue, done_jobs)
 
     def _time_out(
         self,
         address: str,
-        key: str,
-        seconds: float,
+        overdue: dict[str, float],
         done_jobs: list[tuple[Job, list[UnitOutcome]]],
     ) -> None:
-        """Record the unit of task ``key`` as timed out and restart the worker running it."""
-        batch = self._tasks.pop(key)
-        future = self._futures.pop(key)
-        self._task_context.pop(key, None)
-        self._solo_keys.discard(key)
+        """Record the units of the ``overdue`` tasks as timed out; restart the worker running them.
+
+        ``overdue`` maps task keys to the seconds they have been running on worker ``address``.
+        """
+        limit = self.trial_timeout
         # Cancel first: a task on a worker that goes away would otherwise be run again elsewhere.
-        self.client.cancel([future])
+        self.client.cancel([self._futures[k] for k in overdue])
         # This search's other tasks on that worker would be moved by the scheduler and counted as
-        # suspects of its death; cancel them and run them again once the worker is back.
+        # suspects of its death; cancel them too and run them again once the worker is back.
         try:
             on_worker = set(self.client.processing([address]).get(address, ()))
         except Exception:
             on_worker = set()
-        innocents = [k for k in on_worker if k in self._futures]
-        parked: list[_Unit] = []
+        innocents = [k for k in on_worker if k in self._futures and k not in overdue]
         if innocents:
             self.client.cancel([self._futures[k] for k in innocents])
-            for k in innocents:
-                del self._futures[k]
-                self._task_context.pop(k, None)
-                self._solo_keys.discard(k)
-                units = self._tasks.pop(k)
+        parked: list[_Unit] = []
+        for k in [*overdue, *innocents]:
+            del self._futures[k]
+            self._task_context.pop(k, None)
+            self._solo_keys.discard(k)
+            units = self._tasks.pop(k)
+            if k in innocents:
                 for unit in units:
                     unit.attempts -= 1  # not their fault
                 parked.extend(units)
-            self.n_units_retried += len(parked)
-        if address in self._restarting:  # already on its way down: nothing more to do there
-            self._restarting[address][1].extend(parked)
+                continue
+            for unit in units:
+                seconds = overdue[k]
+                text = (
+                    f"TimeoutError: daskhpo: this fit timed out after {limit:g} s (trial_timeout="
+                    f"{limit!r}; it had been running {seconds:.1f} s on fold {unit.fold}) and was "
+                    f"stopped: its worker process {address} was restarted to free the slot. Raise "
+                    "trial_timeout, or set it to None, to let such fits finish."
+                )
+                outcome = UnitOutcome(unit.key, None, None, seconds, 0.0, text, TimeoutError(text))
+                self.n_units_timed_out += 1
+                self._finish_unit(unit, outcome, done_jobs)
+        self.n_units_retried += len(parked)
+        if address in self._restarting:  # already on its way down
+            self._restarting[address].parked.extend(parked)
         else:
-            thread = threading.Thread(
-                target=self._restart_worker, args=(address,), name="daskhpo-restart", daemon=True
-            )
-            self._restarting[address] = (thread, parked)
-            thread.start()
+            self._restarting[address] = WorkerRestart(self.client, address, parked)
             self.n_worker_restarts += 1
-        limit = self.trial_timeout
-        for unit in batch:
-            text = (
-                f"TimeoutError: daskhpo: this fit timed out after {limit:g} s (trial_timeout="
-                f"{limit!r}; it had been running {seconds:.1f} s on fold {unit.fold}) and was "
-                f"stopped: its worker process {address} was restarted to free the slot. Raise "
-                "trial_timeout, or set it to None, to let such fits finish."
-            )
-            outcome = UnitOutcome(unit.key, None, None, seconds, 0.0, text, TimeoutError(text))
-            self.n_units_timed_out += 1
-            self._finish_unit(unit, outcome, done_jobs)
-
-    def _restart_worker(self, address: str) -> None:
-        # Runs in its own thread so that the other workers' results are handled meanwhile.
-        try:
-            info = self.client.scheduler_info(n_workers=-1)["workers"].get(address) or {}
-            nanny, name = info.get("nanny"), info.get("name")
-            if not nanny:
-                raise RuntimeError("it has no nanny to start a new worker process")
-            self.client.run(
-                _kill_worker_process,
-                nanny=True,
-                workers=[address],
-                on_error="raise",
-                callback_timeout=_POLL_TIMEOUT,
-            )
-            # A cluster object in this process (LocalCluster, SSHCluster: a SpecCluster) closes for
-            # good the nanny of a worker that is still missing 15 s after an earlier removal
-            # (distributed.deploy.lost-worker-timeout): two timeouts on one worker within that
-            # time can hit it. Such a worker is started again from the cluster's spec.
-            cluster = getattr(self.client, "cluster", None)
-            specs = getattr(cluster, "worker_spec", None)
-            deadline = time.monotonic() + _RESTART_WAIT
-            while time.monotonic() < deadline:
-                workers = self.client.scheduler_info(n_workers=-1)["workers"]
-                if any(
-                    w.get("nanny") == nanny or w.get("name") == name
-                    for a, w in workers.items()
-                    if a != address
-                ):
-                    return
-                if (
-                    isinstance(specs, dict)
-                    and name in specs
-                    and name not in getattr(cluster, "workers", {name: None})
-                ):
-                    cluster.scale(len(specs))  # type: ignore[union-attr]
-                time.sleep(0.25)
-            raise TimeoutError(f"its nanny {nanny} started no new worker in {_RESTART_WAIT:g} s")
-        except Exception as exc:
-            self._restart_errors.append(
-                f"daskhpo: could not restart worker {address} after a trial timeout "
-                f"({type(exc).__name__}: {exc}); the stopped fit keeps its thread until it returns. "
-                "Workers started with a nanny (the default of dask worker and LocalCluster with "
-                "processes=True) can be restarted."
-            )
 
     def _release_restarted(self) -> bool:
-        """Queue again the units parked behind restarts that are over; True if any restart ended."""
-        ended = [a for a, (thread, _) in self._restarting.items() if not thread.is_alive()]
-        for address in ended:
-            _, units = self._restarting.pop(address)
-            by_prefix: dict[str | None, list[_Unit]] = {}
-            for unit in units:
-                by_prefix.setdefault(unit.prefix_key, []).append(unit)
-            for prefix_key, group in by_prefix.items():
-                queue = self._pending.setdefault(prefix_key, deque())
-                queue.extendleft(reversed(group))
-                self._pending.move_to_end(prefix_key, last=False)
-                self._n_pending += len(group)
-        while self._restart_errors:
-            warnings.warn(self._restart_errors.pop(0), RuntimeWarning, stacklevel=2)
-        if ended:
+        """Queue again the units parked behind restarts that are over; True if any came back."""
+        released = False
+        for restart in list(self._restarting.values()):
+            if restart.back.is_set() and restart.parked:
+                units, restart.parked = restart.parked, []
+                by_prefix: dict[str | None, list[_Unit]] = {}
+                for unit in units:
+                    by_prefix.setdefault(unit.prefix_key, []).append(unit)
+                for prefix_key, group in by_prefix.items():
+                    queue = self._pending.setdefault(prefix_key, deque())
+                    queue.extendleft(reversed(group))
+                    self._pending.move_to_end(prefix_key, last=False)
+                    self._n_pending += len(group)
+                released = True
+            if restart.back.is_set() and restart.error:
+                warnings.warn(restart.error, RuntimeWarning, stacklevel=2)
+                restart.error = None
+        if released:
             self._context_lost()  # the restarted worker may have held the last copy of the data
-        return bool(ended)
+        return released
 
     def _join_restarts(self) -> None:
-        deadline = time.monotonic() + _RESTART_WAIT
-        for thread, _ in list(self._restarting.values()):
-            thread.join(max(0.0, deadline - time.monotonic()))
+        deadline = time.monotonic() + RESTART_WAIT
+        for restart in self._restarting.values():
+            restart.join(max(0.0, deadline - time.monotonic()))
+            if restart.error:
+                warnings.warn(restart.error, RuntimeWarning, stacklevel=2)
         self._restarting.clear()
-        while self._restart_errors:
-            warnings.warn(self._restart_errors.pop(0), RuntimeWarning, stacklevel=2)
 
     def _requeue_alone(self, units: list[_Unit]) -> None:
         self._solo.extend(units)

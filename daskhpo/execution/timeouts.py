@@ -1,0 +1,158 @@
+"""What ``trial_timeout`` needs from the cluster: how long tasks have run, and restarting a worker.
+
+A thread cannot be stopped from outside, so a fit that overruns its limit is stopped by killing the
+worker process that runs it; its nanny then starts a fresh worker process in the same slot.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["running_for", "kill_worker_process", "WorkerRestart"]
+
+# How long a call to the workers may take before it is given up: a worker whose event loop is
+# frozen (a fit stuck in native code that holds the GIL) must not freeze the search with it.
+CALL_TIMEOUT = 10.0
+# How long a restarted worker may take to come back.
+RESTART_WAIT = 120.0
+
+
+def running_for(prefix: str, dask_worker: Any = None) -> dict[str, float]:
+    """On a worker: seconds each executing task whose key starts with ``prefix`` has been running.
+
+    Measured on the worker's own clock (as its heartbeats to the scheduler do), so a slow poll does
+    not make a task look older than it is.
+    """
+    from distributed.metrics import time as now
+
+    t = now()
+    out = {}
+    for key in list(dask_worker.active_keys):
+        ts = dask_worker.state.tasks.get(key)
+        if isinstance(key, str) and key.startswith(prefix) and ts is not None and ts.start_time:
+            out[key] = t - ts.start_time
+    return out
+
+
+def kill_worker_process(dask_worker: Any = None) -> int | None:
+    """In a nanny: kill its worker process at once; the nanny then starts a fresh one.
+
+    Killed from its nanny, a worker stops even when a fit holds its GIL, and the nanny brings it
+    back as after any crash. (A graceful ``Client.restart_workers`` first waits for the worker to
+    close, which a thread that never returns delays by seconds.)
+    """
+    import signal
+
+    process = getattr(dask_worker, "process", None)
+    pid = getattr(process, "pid", None)
+    if pid:
+        os.kill(pid, getattr(signal, "SIGKILL", signal.SIGTERM))
+    return pid
+
+
+def _lost_worker_timeout() -> float:
+    import dask
+    from dask.utils import parse_timedelta
+
+    value = dask.config.get("distributed.deploy.lost-worker-timeout", "15s")
+    return float(parse_timedelta(value, default="s") or 0.0)
+
+
+class WorkerRestart:
+    """Restart one worker process in a thread of its own, so the search goes on meanwhile.
+
+    ``back`` is set once a new worker process has taken the old one's place (or the restart failed:
+    ``error`` then says why). ``parked`` holds the units that waited on that worker, to run again.
+
+    A cluster object living in this process (``LocalCluster``, ``SSHCluster``: a ``SpecCluster``)
+    closes for good the nanny of a worker still missing ``distributed.deploy.lost-worker-timeout``
+    after any removal of it, so two restarts of one worker within that time can lose it. Such a
+    worker is started again from the cluster's spec, and the thread keeps watching until the last
+    removal it caused is that old; :meth:`join` waits for that, so a search hands back its cluster
+    whole.
+    """
+
+    def __init__(self, client: Any, address: str, parked: Sequence[Any] = ()) -> None:
+        self.client = client
+        self.address = address
+        self.parked: list[Any] = list(parked)
+        self.back = threading.Event()
+        self.error: str | None = None
+        self._thread = threading.Thread(
+            target=self._run, name=f"daskhpo-restart-{address}", daemon=True
+        )
+        self._thread.start()
+
+    def join(self, timeout: float | None = None) -> None:
+        self._thread.join(timeout)
+
+    # -- in the thread -------------------------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            info = self.client.scheduler_info(n_workers=-1)["workers"].get(self.address) or {}
+            nanny, name = info.get("nanny"), info.get("name")
+            if not nanny:
+                raise RuntimeError("it has no nanny to start a new worker process")
+            self.client.run(
+                kill_worker_process,
+                nanny=True,
+                workers=[self.address],
+                on_error="raise",
+                callback_timeout=CALL_TIMEOUT,
+            )
+            last_removal = time.monotonic()
+            cluster = getattr(self.client, "cluster", None)
+            specs = getattr(cluster, "worker_spec", None)
+            if not isinstance(specs, dict) or name not in specs:
+                cluster = None
+            self._wait_back(nanny, name, cluster)
+            self.back.set()
+            if cluster is None:
+                return
+            watch = _lost_worker_timeout() + 1.0
+            while time.monotonic() < last_removal + watch:
+                if self._heal(cluster, name):
+                    last_removal = time.monotonic()
+                time.sleep(0.25)
+        except Exception as exc:
+            self.error = (
+                f"daskhpo: could not restart worker {self.address} after a trial timeout "
+                f"({type(exc).__name__}: {exc}); the stopped fit keeps its thread until it "
+                "returns. Workers started with a nanny (the default of 'dask worker' and of "
+                "LocalCluster with processes=True) can be restarted."
+            )
+        finally:
+            self.back.set()
+
+    def _heal(self, cluster: Any, name: Any) -> bool:
+        """If the cluster closed that worker's nanny, start it again (and wait); True if it did."""
+        from distributed.core import Status
+
+        if getattr(cluster, "status", None) != Status.running or name in cluster.workers:
+            return False
+        cluster.scale(len(cluster.worker_spec))  # starts a worker for every spec without one
+        deadline = time.monotonic() + RESTART_WAIT
+        while name not in cluster.workers and time.monotonic() < deadline:
+            time.sleep(0.1)  # the cluster lists a worker once it has started
+        if name not in cluster.workers:
+            raise TimeoutError(f"the cluster did not start worker {name!r} again")
+        return True
+
+    def _wait_back(self, nanny: str, name: Any, cluster: Any) -> None:
+        deadline = time.monotonic() + RESTART_WAIT
+        while time.monotonic() < deadline:
+            workers = self.client.scheduler_info(n_workers=-1)["workers"]
+            if any(
+                w.get("nanny") == nanny or (name is not None and w.get("name") == name)
+                for a, w in workers.items()
+                if a != self.address
+            ):
+                return
+            if cluster is not None:
+                self._heal(cluster, name)
+            time.sleep(0.25)
+        raise TimeoutError(f"no new worker came back from nanny {nanny} in {RESTART_WAIT:g} s")
