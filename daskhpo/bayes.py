@@ -1,0 +1,325 @@
+"""Bayesian optimization on a Dask cluster: :class:`BayesSearchCV`.
+
+Suggestions come from Optuna's samplers (TPE, Gaussian process, CMA-ES, NSGA-II, random) through
+:class:`~daskhpo.strategies.bayes.BayesStrategy`; each trial is the k-fold cross-validated score of one
+configuration, its folds running as parallel tasks. With W worker threads, W trials are in flight at
+once and a new one is asked as soon as any finishes. Optuna is an optional dependency:
+``pip install "daskhpo[bayes]"``.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from .exceptions import InvalidSearchError, InvalidSearchTypeError
+from .search import _DaskSearchMixin
+from .strategies.base import Result
+from .strategies.bayes import SAMPLERS, TIMING_OBJECTIVES, BayesStrategy, check_sampler
+
+__all__ = ["BayesSearchCV"]
+
+_DIRECTIONS = ("maximize", "minimize")
+
+
+class BayesSearchCV(_DaskSearchMixin):
+    """Sequential model-based (Bayesian) search, evaluated on a Dask cluster.
+
+    The parameters and attributes of scikit-learn's search estimators, plus the ones below.
+
+    Parameters
+    ----------
+    estimator : estimator object
+        A scikit-learn estimator or pipeline.
+    search_space : dict or list of dicts
+        Parameter names mapped to :class:`~daskhpo.Float`, :class:`~daskhpo.Int`,
+        :class:`~daskhpo.Categorical`, lists of values, or frozen ``scipy.stats`` distributions
+        (``uniform``, ``loguniform``, ``randint``). A list of dicts is a set of conditional branches
+        (a trial picks one branch and sets only its parameters). A ``Categorical`` whose choices are all
+        dicts is a nested choice: a trial picks one dict and its entries join the trial's parameters.
+    n_trials : int
+        Number of trials (configurations evaluated), counting those replayed by ``resume``.
+    sampler : str
+        ``"tpe"``, ``"gp"`` (needs PyTorch), ``"cmaes"``, ``"random"``, ``"nsga2"``, or ``"auto"``:
+        TPE for one objective, NSGA-II for several.
+    sampler_options : dict, optional
+        Keyword arguments for the Optuna sampler (for example ``{"n_startup_trials": 5}``).
+    directions : str, sequence or dict, optional
+        What the sampler optimizes. None: maximize the refit metric (the first metric when ``refit`` is
+        not a metric name). A dict maps objective names to ``"maximize"``/``"minimize"``; names are
+        metrics of ``scoring`` (a single scorer is ``"score"`` or its name) or ``"fit_time"`` /
+        ``"score_time"`` (mean seconds per fold). A list gives one direction per metric of
+        ``scoring``, in order. Two or more objectives make a multi-objective search.
+    n_parallel : int, optional
+        Trials in flight at once; None uses every worker thread the search runs on.
+    scoring, refit, cv, verbose, error_score, return_train_score, n_jobs, pre_dispatch
+        As in scikit-learn's search estimators.
+    random_state : int, RandomState, Generator or None
+        Seeds the sampler. The suggestion for trial ``i`` depends on this seed, ``i`` and the results
+        told before it was asked.
+    client, storage, name
+        As in :class:`~daskhpo.GridSearchCV`.
+
+    Attributes
+    ----------
+    cv_results_, best_estimator_, best_score_, best_params_, best_index_, scorer_, n_splits_,
+    refit_time_, multimetric_
+        As in scikit-learn; ``cv_results_`` has one row per trial, in trial order.
+    pareto_front_ : list of dict
+        Multi-objective searches only: the Pareto-optimal trials (``index`` into ``cv_results_``,
+        ``params``, ``values`` of the objectives), best first by the rule below. ``cv_results_`` then
+        also has an ``is_pareto_optimal`` column.
+    stats_ : dict
+        As in :class:`~daskhpo.GridSearchCV`, plus ``suggestions``, ``duplicate_suggestions``
+        (suggestions equal to an earlier trial's configuration), ``duplicates_of_running`` (of those,
+        equal to a trial still being evaluated), ``trials_failed``, ``max_trials_in_flight`` and
+        ``sampler``.
+
+    Notes
+    -----
+    Failed trials (any fold raised, or a non-finite objective) are told to the sampler as failures,
+    never as scores; ``cv_results_`` records them with ``error_score`` like scikit-learn does.
+
+    With several objectives, ``best_*`` is the Pareto-optimal trial with the best mean test score of
+    the refit metric (``refit`` names it; with one scorer it is that scorer), ties broken by the
+    objectives in the order given. ``refit`` may also be a callable, which gets ``cv_results_``.
+
+    ``fit(X, y, resume=True)`` with ``storage="sqlite:///..."`` replays the stored trials into a fresh
+    study (as completed or failed Optuna trials) and asks the remaining ones. The replayed trials'
+    parameters and scores are exactly the stored ones. With one trial in flight (``n_parallel=1``) and
+    TPE or random sampling, the trials asked after resuming are also the ones an uninterrupted run
+    would have asked (each suggestion's seed is derived from ``random_state`` and the trial number);
+    with several in flight, which trials were running when the search stopped (they
+    are lost and asked anew) and the order in which trials finish change the history the sampler sees,
+    so later suggestions differ. CMA-ES and NSGA-II keep their population in the study, which a
+    replay does not restore: they start a new population after resuming.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.svm import SVC
+    >>> from daskhpo import BayesSearchCV, Float
+    >>> X, y = load_iris(return_X_y=True)
+    >>> search = BayesSearchCV(SVC(), {"C": Float(1e-2, 1e2, log=True)}, n_trials=20, random_state=0)
+    >>> search.fit(X, y).best_params_  # doctest: +SKIP
+    {'C': 3.1...}
+    """
+
+    _space_name = "search_space"
+
+    def __init__(
+        self,
+        estimator: Any,
+        search_space: Any,
+        *,
+        n_trials: int = 50,
+        sampler: str = "auto",
+        sampler_options: Mapping[str, Any] | None = None,
+        directions: Any = None,
+        n_parallel: int | None = None,
+        scoring: Any = None,
+        n_jobs: int | None = None,
+        refit: Any = True,
+        cv: Any = None,
+        verbose: int = 0,
+        pre_dispatch: Any = "2*n_jobs",
+        random_state: Any = None,
+        error_score: Any = np.nan,
+        return_train_score: bool = False,
+        client: Any = None,
+        storage: Any = None,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(
+            estimator=estimator,
+            scoring=scoring,
+            n_jobs=n_jobs,
+            refit=refit,
+            cv=cv,
+            verbose=verbose,
+            pre_dispatch=pre_dispatch,
+            error_score=error_score,
+            return_train_score=return_train_score,
+        )
+        self.search_space = search_space
+        self.n_trials = n_trials
+        self.sampler = sampler
+        self.sampler_options = sampler_options
+        self.directions = directions
+        self.n_parallel = n_parallel
+        self.random_state = random_state
+        self.client = client
+        self.storage = storage
+        self.name = name
+
+    # -- what to optimize -------------------------------------------------------------------------
+    def _objectives(self) -> list[tuple[str, str]]:
+        """(name, direction) of each objective; [] means: maximize the refit metric."""
+        d = self.directions
+        if d is None:
+            return []
+        metrics = self._metric_names()
+        known = None if callable(self.scoring) else [*metrics, *TIMING_OBJECTIVES]
+        if isinstance(d, str):
+            pairs = [(self.refit if isinstance(self.refit, str) else metrics[0], d)]
+        elif isinstance(d, Mapping):
+            pairs = list(d.items())
+        elif isinstance(d, Sequence):
+            if callable(self.scoring) or len(d) != len(metrics):
+                raise InvalidSearchError(
+                    f"directions={d!r} gives {len(d)} direction(s) for the metrics of scoring="
+                    f"{self.scoring!r}: give one per metric, or a dict such as "
+                    "{'accuracy': 'maximize', 'fit_time': 'minimize'}."
+                )
+            pairs = list(zip(metrics, d, strict=True))
+        else:
+            raise InvalidSearchTypeError(
+                f"directions={d!r}: use 'maximize'/'minimize', a list with one per metric, or a dict "
+                "of objective names to directions."
+            )
+        if not pairs:
+            raise InvalidSearchError(
+                "directions={} names no objective: leave it None to maximize the refit metric."
+            )
+        out = []
+        for name, direction in pairs:
+            if direction not in _DIRECTIONS:
+                raise InvalidSearchError(
+                    f"directions has {direction!r} for {name!r}: use 'maximize' or 'minimize'."
+                )
+            if isinstance(self.scoring, str) and name == self.scoring and metrics == ["score"]:
+                name = "score"  # a single scorer's metric is called "score" in cv_results_
+            if known is not None and name not in known:
+                raise InvalidSearchError(
+                    f"directions names {name!r}, which is neither a metric of scoring={self.scoring!r} "
+                    f"nor a timing: use one of {', '.join(map(repr, known))}."
+                )
+            out.append((str(name), str(direction)))
+        if len({n for n, _ in out}) != len(out):
+            raise InvalidSearchError(f"directions={d!r} names an objective twice.")
+        return out
+
+    def _make_strategy(self) -> BayesStrategy:
+        objectives = self._objectives()
+        sampler = self.sampler
+        if sampler == "auto":
+            sampler = "nsga2" if len(objectives) > 1 else "tpe"
+        if not isinstance(sampler, str) or sampler not in SAMPLERS:
+            check_sampler(sampler, len(objectives) or 1)
+        if self.n_parallel is not None and (
+            isinstance(self.n_parallel, bool)
+            or not isinstance(self.n_parallel, numbers.Integral)
+            or self.n_parallel <= 0
+        ):
+            raise InvalidSearchError(
+                f"n_parallel={self.n_parallel!r}: use None for one trial per worker thread, or a "
+                "positive number of trials to evaluate at once."
+            )
+        if self.sampler_options is not None and not isinstance(self.sampler_options, Mapping):
+            raise InvalidSearchTypeError(
+                f"sampler_options={self.sampler_options!r}: use a dict of keyword arguments for the "
+                "Optuna sampler, or None."
+            )
+        return BayesStrategy(
+            self.search_space,
+            self.n_trials,
+            sampler=sampler,
+            sampler_options=self.sampler_options,
+            random_state=self.random_state,
+            objectives=objectives,
+            max_in_flight=1,
+        )
+
+    def _start_strategy(self, strategy: Any, n_slots: int) -> None:
+        strategy.max_in_flight = int(self.n_parallel) if self.n_parallel else n_slots
+
+    # -- multi-objective results --------------------------------------------------------------------
+    def _finish(
+        self,
+        results: list[Result],
+        candidates: list[dict[str, Any]] | None,
+        n_splits: int,
+        scorers: Any,
+        refit_metric: Any,
+        client: Any,
+        executor: Any,
+    ) -> None:
+        self.__dict__.pop("pareto_front_", None)  # from an earlier fit
+        ordered = sorted(results, key=lambda r: r.trial_id)
+        self._trial_failed = [r.failed for r in ordered]
+        super()._finish(results, candidates, n_splits, scorers, refit_metric, client, executor)
+
+    def _format_results(
+        self, candidate_params: Any, n_splits: int, out: Any, more_results: Any = None
+    ) -> dict[str, Any]:
+        results: dict[str, Any] = super()._format_results(
+            candidate_params, n_splits, out, more_results
+        )
+        objectives = self._objectives()
+        if len(objectives) > 1:
+            front = self._pareto(results, objectives)
+            mask = np.zeros(len(results["params"]), dtype=bool)
+            mask[front] = True
+            results["is_pareto_optimal"] = mask
+            self.pareto_front_ = [
+                {
+                    "index": int(i),
+                    "params": results["params"][i],
+                    "values": {name: float(results[_column(name)][i]) for name, _ in objectives},
+                }
+                for i in front
+            ]
+        return results
+
+    def _pareto(self, results: Mapping[str, Any], objectives: list[tuple[str, str]]) -> list[int]:
+        """Indices of the Pareto-optimal trials, best first by the documented rule."""
+        signs = np.array([1.0 if d == "maximize" else -1.0 for _, d in objectives])
+        values = (
+            np.column_stack([np.asarray(results[_column(n)], dtype=float) for n, _ in objectives])
+            * signs
+        )
+        failed = np.asarray(getattr(self, "_trial_failed", [False] * len(values)), dtype=bool)
+        ok = ~failed & np.all(np.isfinite(values), axis=1)
+        front = []
+        for i in np.flatnonzero(ok):
+            others = values[ok]
+            dominated = np.any(
+                np.all(others >= values[i], axis=1) & np.any(others > values[i], axis=1)
+            )
+            if not dominated:
+                front.append(int(i))
+        refit_col = self._refit_column(results)
+
+        def key(i: int) -> tuple[float, ...]:
+            head = results[refit_col][i] if refit_col else -np.inf
+            head = -np.inf if not np.isfinite(head) else head
+            return (-float(head), *(-values[i]).tolist())
+
+        return sorted(front, key=key)
+
+    def _refit_column(self, results: Mapping[str, Any]) -> str | None:
+        if isinstance(self.refit, str) and f"mean_test_{self.refit}" in results:
+            return f"mean_test_{self.refit}"
+        if "mean_test_score" in results:
+            return "mean_test_score"
+        return None
+
+    def _select_best_index(self, refit: Any, refit_metric: Any, results: Any) -> int:
+        front = getattr(self, "pareto_front_", None)
+        if callable(refit) or len(self._objectives()) < 2:
+            return int(super()._select_best_index(refit, refit_metric, results))
+        if not front:
+            raise InvalidSearchError(
+                "no trial has finite values for every objective of directions=, so there is no "
+                "Pareto front to pick best_params_ from."
+            )
+        return int(front[0]["index"])
+
+
+def _column(name: str) -> str:
+    if name in TIMING_OBJECTIVES:
+        return f"mean_{name}"
+    return f"mean_test_{name}"
