@@ -1,6 +1,14 @@
 """daskhpo: hyperparameter search for scikit-learn estimators on Dask clusters."""
 
-from .cluster import get_client
+from .adaptive import (
+    ASHASearchCV,
+    BOHBSearchCV,
+    HyperbandSearchCV,
+    IncrementalSearchCV,
+    SuccessiveHalvingSearchCV,
+)
+from .bayes import BayesSearchCV
+from .cluster import connect, get_client
 from .exceptions import (
     ClusterError,
     DaskHPOError,
@@ -8,6 +16,7 @@ from .exceptions import (
     InvalidSearchError,
     InvalidSearchTypeError,
 )
+from .load import StoredSearch, load
 from .search import GridSearchCV, RandomizedSearchCV
 from .space import Categorical, Float, Int
 from .store import MemoryStore
@@ -17,11 +26,20 @@ __version__ = "0.1.0"
 __all__ = [
     "GridSearchCV",
     "RandomizedSearchCV",
+    "BayesSearchCV",
+    "SuccessiveHalvingSearchCV",
+    "HyperbandSearchCV",
+    "ASHASearchCV",
+    "IncrementalSearchCV",
+    "BOHBSearchCV",
     "Float",
     "Int",
     "Categorical",
     "MemoryStore",
+    "load",
+    "StoredSearch",
     "get_client",
+    "connect",
     "DaskHPOError",
     "InvalidSearchError",
     "InvalidSearchTypeError",

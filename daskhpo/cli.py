@@ -135,6 +135,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     name = args.name or Path(args.spec).stem
     try:
         spec = load_spec(args.spec)
+        if args.trial_timeout is not None:  # kept in the stored spec, so that resume uses it too
+            spec = load_spec({**spec, "trial_timeout": args.trial_timeout})
         name = args.name or spec.get("name") or name
         search = build_search(spec, client=args.cluster, storage=args.storage, verbose=1, name=name)
         if args.storage and args.storage.startswith("sqlite:///"):
@@ -247,6 +249,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--resume", action="store_true", help="continue the stored search of that name"
     )
+    from .load import positive_seconds
+
+    run.add_argument(
+        "--trial-timeout",
+        type=positive_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="stop and record as failed any fit running longer (overrides the spec's)",
+    )
     run.set_defaults(func=_cmd_run)
 
     status = sub.add_parser(
@@ -271,6 +282,18 @@ def build_parser() -> argparse.ArgumentParser:
     results.add_argument("--storage", required=True, help="the store, such as sqlite:///runs.db")
     results.add_argument("--format", choices=["table", "csv", "json"], default="table")
     results.set_defaults(func=_cmd_results)
+
+    from .load import add_resume_command
+
+    add_resume_command(sub)  # daskhpo resume NAME: its options and logic live in daskhpo/load.py
+
+    from .kube import add_k8s_spec_command
+
+    add_k8s_spec_command(sub)  # daskhpo k8s-spec: its options and logic live in daskhpo/kube.py
+
+    from .dashboard.cli import add_dashboard_commands
+
+    add_dashboard_commands(sub)  # daskhpo dashboard, daskhpo report: see daskhpo/dashboard/cli.py
     return parser
 
 

@@ -87,7 +87,9 @@ class _DaskSearchMixin(BaseSearchCV):
 
     _space_name = "param_grid"
 
-    def _make_strategy(self) -> CandidateList:  # pragma: no cover - abstract
+    def _make_strategy(self) -> Any:  # pragma: no cover - abstract
+        # A CandidateList, or a strategy without upfront candidates that offers example_params(),
+        # signature(), restore() and n_planned (see daskhpo.strategies.bayes.BayesStrategy).
         raise NotImplementedError
 
     def __sklearn_clone__(self) -> Any:
@@ -124,6 +126,16 @@ class _DaskSearchMixin(BaseSearchCV):
             raise InvalidSearchTypeError(
                 f"return_train_score={self.return_train_score!r}: use True or False."
             )
+        timeout = getattr(self, "trial_timeout", None)
+        if timeout is not None:
+            fix = (
+                "use None for no limit, or a positive number of seconds that one fit (one "
+                "candidate on one fold) may run before it is stopped, such as trial_timeout=600."
+            )
+            if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real):
+                raise InvalidSearchTypeError(f"trial_timeout={timeout!r}: {fix}")
+            if not 0 < float(timeout) < float("inf"):
+                raise InvalidSearchError(f"trial_timeout={timeout!r}: {fix}")
 
     def _check_param_names(self, candidates: Sequence[Mapping[str, Any]]) -> None:
         seen: set[tuple[str, ...]] = set()
@@ -250,8 +262,9 @@ class _DaskSearchMixin(BaseSearchCV):
         """
         self._check_settings()
         strategy = self._make_strategy()
-        candidates = strategy.candidates
-        self._check_param_names(candidates)
+        # None: a strategy (Bayesian, say) whose candidates are only known as its trials are asked.
+        candidates: list[dict[str, Any]] | None = getattr(strategy, "candidates", None)
+        self._check_param_names(candidates if candidates is not None else strategy.example_params())
         scorers, refit_metric = self._checked_scorers()
         X, y = self._checked_xy(X, y)
         if is_dask_collection(y):
@@ -294,15 +307,23 @@ class _DaskSearchMixin(BaseSearchCV):
             score_params,
             bool(self.return_train_score),
         )
-        fingerprint = tokenize(context_token, [params_token(c) for c in candidates])
+        fingerprint = tokenize(
+            context_token,
+            [params_token(c) for c in candidates]
+            if candidates is not None
+            else strategy.signature(),
+        )
         name = self.name or f"{type(self.estimator).__name__}-{fingerprint[:12]}"
         store = open_store(self.storage, name)
-        replayed = self._replay(store, name, fingerprint, candidates, resume)
+        replayed = self._replay(
+            store, name, fingerprint, candidates, resume, getattr(strategy, "restore", None)
+        )
         for result in replayed:
             strategy.tell(result)
 
         client = get_client(self.client, verbose=self.verbose)
         n_slots = self._slots(client)
+        self._start_strategy(strategy, n_slots)
 
         def send_context() -> Any:
             if dask_x:
@@ -317,9 +338,11 @@ class _DaskSearchMixin(BaseSearchCV):
 
         ctx_future = send_context()
 
-        prefix = _pipeline_prefix(self.estimator) if not fit_params else None
+        prefix = (
+            _pipeline_prefix(self.estimator) if not fit_params and candidates is not None else None
+        )
         demand: Counter[str] = Counter()
-        if prefix is not None:
+        if prefix is not None and candidates is not None:
             unique = {params_token(c): c for c in candidates}.values()
             leading = [prefix(c) for c in unique]
             demand = Counter(params_token(p) for p in leading if p is not None)
@@ -336,19 +359,23 @@ class _DaskSearchMixin(BaseSearchCV):
             prefix_demand=demand,
             n_slots=n_slots,
             remake_context=send_context,
+            trial_timeout=getattr(self, "trial_timeout", None),
         )
         self.store_ = store
         self._multimetric: bool | None = None
         for result in replayed:
             if result.test_scores and self._multimetric is None:
                 self._multimetric = list(result.test_scores) != ["score"]
+        n_planned = len(candidates) if candidates is not None else int(strategy.n_planned)
         if self.verbose > 0:
             print(
-                f"Fitting {n_splits} folds for each of {len(candidates)} candidates, totalling "
-                f"{n_splits * len(candidates)} fits on {n_slots} Dask worker threads",
+                f"Fitting {n_splits} folds for each of {n_planned} "
+                f"{'candidates' if candidates is not None else 'trials'}, totalling "
+                f"{n_splits * n_planned} fits on {n_slots} Dask worker threads",
                 file=sys.stderr,
             )
-        bar = ProgressBar(len(candidates), enabled=self.verbose > 0, desc=type(self).__name__)
+        watch = self._watch(store, name, client)
+        bar = ProgressBar(n_planned, enabled=self.verbose > 0, desc=type(self).__name__)
         for result in replayed:
             bar.update(result)
 
@@ -365,7 +392,7 @@ class _DaskSearchMixin(BaseSearchCV):
 
         metric = refit_metric if isinstance(refit_metric, str) else None
         if isinstance(store, SQLiteStore):
-            store.start(self._spec(len(candidates), n_splits), fingerprint)
+            store.start(self._spec(n_planned, n_splits), fingerprint)
         status = "interrupted"
         try:
             Tuner(strategy, executor, store, metric=metric, on_result=on_result).run()
@@ -391,6 +418,8 @@ class _DaskSearchMixin(BaseSearchCV):
             bar.close()
             if isinstance(store, SQLiteStore):
                 store.set_status(status)
+            if watch is not None:
+                watch.finish(status)
         self.stats_ = {
             "tasks": executor.n_tasks,
             "units_computed": executor.n_units_computed,
@@ -399,6 +428,8 @@ class _DaskSearchMixin(BaseSearchCV):
             "worker_threads": n_slots,
             "trials_replayed": len(replayed),
             "units_retried": executor.n_units_retried,
+            "units_timed_out": executor.n_units_timed_out,
+            **getattr(strategy, "stats", {}),
         }
 
         latest = {r.trial_id: r for r in [*replayed, *fresh]}
@@ -412,10 +443,15 @@ class _DaskSearchMixin(BaseSearchCV):
         store: Any,
         name: str,
         fingerprint: str,
-        candidates: list[dict[str, Any]],
+        candidates: list[dict[str, Any]] | None,
         resume: bool,
+        restore: Any = None,
     ) -> list[Result]:
-        """Stored results to resume from (after checking they belong to this very search)."""
+        """Stored results to resume from (after checking they belong to this very search).
+
+        Without ``candidates`` (trials asked one by one), ``restore`` maps a stored trial's JSON
+        params back to the search space's own objects.
+        """
         if not isinstance(store, SQLiteStore):
             if resume:
                 raise InvalidSearchError(
@@ -442,8 +478,13 @@ class _DaskSearchMixin(BaseSearchCV):
             )
         latest: dict[int, dict[str, Any]] = {}
         for record in store.records():
-            if 0 <= int(record["trial_id"]) < len(candidates):
+            if candidates is None or 0 <= int(record["trial_id"]) < len(candidates):
                 latest[int(record["trial_id"])] = record
+        if candidates is None:
+            return [
+                result_from_json(d, restore(d["params"]) if restore else None)
+                for _, d in sorted(latest.items())
+            ]
         # Replace the JSON stand-ins of the params with the candidates' own objects.
         return [result_from_json(d, candidates[tid]) for tid, d in sorted(latest.items())]
 
@@ -451,11 +492,21 @@ class _DaskSearchMixin(BaseSearchCV):
         return {
             "search": type(self).__name__,
             "estimator": repr(self.estimator),
-            "space": repr(getattr(self, "param_grid", getattr(self, "param_distributions", None))),
+            "space": repr(
+                getattr(
+                    self,
+                    "param_grid",
+                    getattr(self, "param_distributions", getattr(self, "search_space", None)),
+                )
+            ),
             "scoring": repr(self.scoring),
             "cv": repr(self.cv),
             "n_candidates": n_candidates,
             "n_splits": n_splits,
+            # What daskhpo.load needs to rebuild cv_results_ and best_* from the stored trials.
+            "error_score": self.error_score,
+            "refit": self.refit,
+            "return_train_score": bool(self.return_train_score),
         }
 
     def _refit_on_cluster(self, client: Any, executor: DaskExecutor) -> tuple[Any, float]:
@@ -472,6 +523,39 @@ class _DaskSearchMixin(BaseSearchCV):
                 if attempt == 2:
                     raise
         raise AssertionError("unreachable")
+
+    def _start_strategy(self, strategy: Any, n_slots: int) -> None:
+        """Hook run once the cluster is known: ``n_slots`` worker threads will run the search."""
+
+    def _watch(self, store: Any, name: str, client: Any) -> Any:
+        """Show this search on the live dashboard (printing its URL when verbose); None if off.
+
+        Call ``.finish(status)`` on what it returns when the search ends.
+        """
+        from .dashboard.server import watch
+
+        return watch(store, name, client, verbose=self.verbose, search=type(self).__name__)
+
+    def plot(self) -> Any:
+        """The search's figures as a bokeh layout, read from ``store_``.
+
+        Best score so far against evaluations finished, score against each parameter (one scatter
+        per parameter, log axes for parameters spanning decades), for adaptive searches the trials
+        alive per bracket and budget and each trial's score against budget, and a sortable table of
+        the best trials. Show it with ``bokeh.io.show(search.plot())`` (after
+        ``bokeh.io.output_notebook()`` in Jupyter); it can be called while ``fit`` runs in another
+        thread.
+
+        Returns
+        -------
+        bokeh.models.Column
+        """
+        from sklearn.utils.validation import check_is_fitted
+
+        from .dashboard.plots import plot_store
+
+        check_is_fitted(self, "store_")
+        return plot_store(self.store_, name=self.name or type(self).__name__)
 
     def _slots(self, client: Any) -> int:
         nthreads = client.nthreads()
@@ -500,7 +584,7 @@ class _DaskSearchMixin(BaseSearchCV):
     def _finish(
         self,
         results: list[Result],
-        candidates: list[dict[str, Any]],
+        candidates: list[dict[str, Any]] | None,
         n_splits: int,
         scorers: Any,
         refit_metric: Any,
@@ -553,6 +637,8 @@ class _DaskSearchMixin(BaseSearchCV):
                 if self.return_train_score:
                     entry["train_scores"] = fold_scores(r.train_scores, k, failed)
                 out.append(entry)
+        if candidates is None:  # rows are the told trials, in trial order
+            candidates = [dict(r.job.params) for r in results]
         cv_results = self._format_results(candidates, n_splits, out)
 
         if self.refit or not self.multimetric_:
@@ -606,6 +692,13 @@ class GridSearchCV(_DaskSearchMixin):
     name : str, optional
         The search's name in ``storage``; by default the estimator's class and a fingerprint of the
         data, settings and candidates, so that the same search finds itself again.
+    trial_timeout : float, optional
+        Seconds one fit (one candidate on one fold, with its scoring) may run. A fit running longer
+        is stopped and recorded as failed with a text saying it timed out (so ``error_score``
+        applies: a number records it and the search goes on, ``'raise'`` raises a ``TimeoutError``);
+        the worker process running it is restarted to free the slot, and this search's other fits
+        that were on that worker run again. With a limit, every fit is its own task. None (the
+        default): no limit.
 
     Attributes
     ----------
@@ -646,6 +739,7 @@ class GridSearchCV(_DaskSearchMixin):
         client: Any = None,
         storage: Any = None,
         name: str | None = None,
+        trial_timeout: float | None = None,
     ) -> None:
         super().__init__(
             estimator=estimator,
@@ -662,6 +756,7 @@ class GridSearchCV(_DaskSearchMixin):
         self.client = client
         self.storage = storage
         self.name = name
+        self.trial_timeout = trial_timeout
 
     def _make_strategy(self) -> CandidateList:
         return GridStrategy(self.param_grid)
@@ -697,6 +792,7 @@ class RandomizedSearchCV(_DaskSearchMixin):
         client: Any = None,
         storage: Any = None,
         name: str | None = None,
+        trial_timeout: float | None = None,
     ) -> None:
         super().__init__(
             estimator=estimator,
@@ -715,6 +811,7 @@ class RandomizedSearchCV(_DaskSearchMixin):
         self.client = client
         self.storage = storage
         self.name = name
+        self.trial_timeout = trial_timeout
 
     def _make_strategy(self) -> CandidateList:
         return RandomStrategy(self.param_distributions, self.n_iter, self.random_state)

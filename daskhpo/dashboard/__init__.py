@@ -1,0 +1,32 @@
+"""Watching a search: the live search page, static plots and HTML reports, all read from the store.
+
+- :func:`watch` (called by ``fit``): this process's live page for a running search, announced on the
+  Dask dashboard under ``/daskhpo``.
+- :func:`serve_file`: a live page for the searches of a SQLite store (``daskhpo dashboard``).
+- :func:`plot_store` / :func:`plot_records`: the same figures as a static bokeh layout
+  (``search.plot()``); :func:`save_report` writes them to a standalone HTML file (``daskhpo report``).
+
+The progress bar is :class:`daskhpo.progress.ProgressBar`.
+"""
+
+from __future__ import annotations
+
+from .data import store_records, summarize
+from .plots import SearchView, plot_records, plot_store
+from .report import save_report
+from .server import DashboardServer, FileCatalog, LiveCatalog, Watch, serve_file, watch
+
+__all__ = [
+    "watch",
+    "Watch",
+    "serve_file",
+    "DashboardServer",
+    "LiveCatalog",
+    "FileCatalog",
+    "SearchView",
+    "plot_records",
+    "plot_store",
+    "save_report",
+    "store_records",
+    "summarize",
+]
