@@ -274,7 +274,7 @@ class _AdaptiveSearchCV(_DaskSearchMixin):
         store = open_store(self.storage, name)
         replayed = self._replay_adaptive(store, name, fingerprint, strategy, resume)
         self.store_ = store
-        client = get_client(self.client, verbose=self.verbose)
+        client = get_client(self._cluster_target(), verbose=self.verbose)
         n_slots = self._slots(client)
         self._multimetric = isinstance(scorers, _MultimetricScorer)
 
@@ -788,6 +788,7 @@ class SuccessiveHalvingSearchCV(_AdaptiveSearchCV):
         n_jobs: int | None = None,
         verbose: int = 0,
         client: Any = None,
+        cluster: Any = None,
         storage: str | None = None,
         name: str | None = None,
     ) -> None:
@@ -812,6 +813,7 @@ class SuccessiveHalvingSearchCV(_AdaptiveSearchCV):
         self.chunk_size = chunk_size
         self.persist = persist
         self.client = client
+        self.cluster = cluster
         self.storage = storage
         self.name = name
 
@@ -878,6 +880,7 @@ class HyperbandSearchCV(_AdaptiveSearchCV):
         n_jobs: int | None = None,
         verbose: int = 0,
         client: Any = None,
+        cluster: Any = None,
         storage: str | None = None,
         name: str | None = None,
     ) -> None:
@@ -901,6 +904,7 @@ class HyperbandSearchCV(_AdaptiveSearchCV):
         self.chunk_size = chunk_size
         self.persist = persist
         self.client = client
+        self.cluster = cluster
         self.storage = storage
         self.name = name
 
@@ -941,6 +945,7 @@ class ASHASearchCV(_AdaptiveSearchCV):
         n_jobs: int | None = None,
         verbose: int = 0,
         client: Any = None,
+        cluster: Any = None,
         storage: str | None = None,
         name: str | None = None,
     ) -> None:
@@ -965,6 +970,7 @@ class ASHASearchCV(_AdaptiveSearchCV):
         self.chunk_size = chunk_size
         self.persist = persist
         self.client = client
+        self.cluster = cluster
         self.storage = storage
         self.name = name
 
@@ -1011,6 +1017,7 @@ class IncrementalSearchCV(_AdaptiveSearchCV):
         n_jobs: int | None = None,
         verbose: int = 0,
         client: Any = None,
+        cluster: Any = None,
         storage: str | None = None,
         name: str | None = None,
     ) -> None:
@@ -1036,6 +1043,7 @@ class IncrementalSearchCV(_AdaptiveSearchCV):
         self.chunk_size = chunk_size
         self.persist = persist
         self.client = client
+        self.cluster = cluster
         self.storage = storage
         self.name = name
 
@@ -1081,6 +1089,7 @@ class BOHBSearchCV(HyperbandSearchCV):
         n_jobs: int | None = None,
         verbose: int = 0,
         client: Any = None,
+        cluster: Any = None,
         storage: str | None = None,
         name: str | None = None,
     ) -> None:
@@ -1103,6 +1112,7 @@ class BOHBSearchCV(HyperbandSearchCV):
             n_jobs=n_jobs,
             verbose=verbose,
             client=client,
+            cluster=cluster,
             storage=storage,
             name=name,
         )

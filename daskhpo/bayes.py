@@ -60,7 +60,7 @@ class BayesSearchCV(_DaskSearchMixin):
     random_state : int, RandomState, Generator or None
         Seeds the sampler. The suggestion for trial ``i`` depends on this seed, ``i`` and the results
         told before it was asked.
-    client, storage, name
+    client, cluster, storage, name
         As in :class:`~daskhpo.GridSearchCV`.
 
     Attributes
@@ -130,6 +130,7 @@ class BayesSearchCV(_DaskSearchMixin):
         error_score: Any = np.nan,
         return_train_score: bool = False,
         client: Any = None,
+        cluster: Any = None,
         storage: Any = None,
         name: str | None = None,
     ) -> None:
@@ -152,6 +153,7 @@ class BayesSearchCV(_DaskSearchMixin):
         self.n_parallel = n_parallel
         self.random_state = random_state
         self.client = client
+        self.cluster = cluster
         self.storage = storage
         self.name = name
 

@@ -42,6 +42,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from distributed import Client
+from distributed.deploy import Cluster
 
 from .exceptions import ClusterError, InvalidSearchError, InvalidSearchTypeError
 
@@ -67,6 +68,8 @@ _SPAWN_HINT = (
 _lock = threading.Lock()
 _local: dict[str, Any] = {}
 _announced: set[tuple[Any, Any]] = set()
+# Clients made for cluster objects passed as cluster=, reused by later searches on the same object.
+_by_cluster: dict[Any, Any] = {}
 _by_address: dict[str, Any] = {}
 
 #: Target schemes :func:`connect` understands, with an example of each.
@@ -207,8 +210,9 @@ def get_client(client: Any = None, *, verbose: int = 0, timeout: float = 30.0) -
 
     Parameters
     ----------
-    client : distributed.Client, str or None
-        A client; a target string for :func:`connect` (``"tcp://10.0.0.5:8786"``,
+    client : distributed.Client, distributed cluster object, str or None
+        A client; a cluster object (``LocalCluster``, ``KubeCluster``, ...: a client is made for it
+        once and reused); a target string for :func:`connect` (``"tcp://10.0.0.5:8786"``,
         ``"ssh://user@h1,h2?key_file=~/.ssh/id_ed25519"``, ``"local"``, ...); or None for the active
         client, else ``connect(None)`` (the scheduler named by ``DASK_SCHEDULER_ADDRESS``, else the
         embedded LocalCluster). A client made for a target string is kept and reused for that string.
@@ -232,6 +236,12 @@ def get_client(client: Any = None, *, verbose: int = 0, timeout: float = 30.0) -
             found = local_client()
     elif isinstance(client, Client):
         found = client
+    elif isinstance(client, Cluster):  # LocalCluster, SSHCluster, KubeCluster, GatewayCluster...
+        with _lock:
+            found = _by_cluster.get(client)
+            if found is None or found.status != "running":
+                found = Client(client, set_as_default=False)
+                _by_cluster[client] = found
     elif isinstance(client, str):
         with _lock:
             found = _by_address.get(client)
@@ -249,9 +259,9 @@ def get_client(client: Any = None, *, verbose: int = 0, timeout: float = 30.0) -
                 _by_address[client] = found
     else:
         raise InvalidSearchTypeError(
-            f"client={client!r}: expected a distributed.Client, a cluster target string such as "
-            "'tcp://host:8786' or 'ssh://user@host1,host2' (see daskhpo.connect), or None for the "
-            "embedded local cluster."
+            f"client={client!r}: expected a distributed.Client, a cluster object (LocalCluster, "
+            "KubeCluster, ...), a cluster target string such as 'tcp://host:8786' or "
+            "'ssh://user@host1,host2' (see daskhpo.connect), or None for the embedded local cluster."
         )
     if found.status != "running":
         raise ClusterError(f"client={found!r} is {found.status}: pass a running client.")

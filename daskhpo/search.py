@@ -100,6 +100,7 @@ class _DaskSearchMixin(BaseSearchCV):
 
     # -- validation, all before any cluster work -----------------------------------------------
     def _check_settings(self) -> None:
+        self._cluster_target()
         if not hasattr(self.estimator, "fit"):
             raise InvalidSearchTypeError(
                 f"estimator={self.estimator!r} has no fit method: pass a scikit-learn estimator or pipeline."
@@ -136,6 +137,16 @@ class _DaskSearchMixin(BaseSearchCV):
                 raise InvalidSearchTypeError(f"trial_timeout={timeout!r}: {fix}")
             if not 0 < float(timeout) < float("inf"):
                 raise InvalidSearchError(f"trial_timeout={timeout!r}: {fix}")
+
+    def _cluster_target(self) -> Any:
+        """What ``client=`` or ``cluster=`` names (at most one of them may be set)."""
+        client, cluster = getattr(self, "client", None), getattr(self, "cluster", None)
+        if client is not None and cluster is not None:
+            raise InvalidSearchError(
+                f"client={client!r} and cluster={cluster!r} are both set: they name the same thing "
+                "(where the search runs); keep one of them."
+            )
+        return cluster if cluster is not None else client
 
     def _check_param_names(self, candidates: Sequence[Mapping[str, Any]]) -> None:
         seen: set[tuple[str, ...]] = set()
@@ -321,7 +332,7 @@ class _DaskSearchMixin(BaseSearchCV):
         for result in replayed:
             strategy.tell(result)
 
-        client = get_client(self.client, verbose=self.verbose)
+        client = get_client(self._cluster_target(), verbose=self.verbose)
         n_slots = self._slots(client)
         self._start_strategy(strategy, n_slots)
 
@@ -685,6 +696,11 @@ class GridSearchCV(_DaskSearchMixin):
     client : distributed.Client or str, optional
         The cluster to use (a client, or a scheduler address). By default the active client, or else an
         embedded LocalCluster started once per process.
+    cluster : str, distributed cluster object or distributed.Client, optional
+        The same choice under the name the command line uses (``--cluster``): a target string for
+        :func:`daskhpo.connect` (``"ssh://user@h1,h2"``, ``"gateway://host:8000"``,
+        ``"kubernetes://ns/name"``, ``"tcp://host:8786"``, ...), a cluster object such as a
+        ``LocalCluster`` or ``KubeCluster``, or a client. Give ``client`` or ``cluster``, not both.
     storage : str, optional
         Where trial results are logged: None keeps them in memory; ``"sqlite:///path.db"`` appends each
         finished trial to a SQLite file as it finishes, so that ``fit(..., resume=True)`` can continue
@@ -737,6 +753,7 @@ class GridSearchCV(_DaskSearchMixin):
         error_score: Any = np.nan,
         return_train_score: bool = False,
         client: Any = None,
+        cluster: Any = None,
         storage: Any = None,
         name: str | None = None,
         trial_timeout: float | None = None,
@@ -754,6 +771,7 @@ class GridSearchCV(_DaskSearchMixin):
         )
         self.param_grid = param_grid
         self.client = client
+        self.cluster = cluster
         self.storage = storage
         self.name = name
         self.trial_timeout = trial_timeout
@@ -790,6 +808,7 @@ class RandomizedSearchCV(_DaskSearchMixin):
         error_score: Any = np.nan,
         return_train_score: bool = False,
         client: Any = None,
+        cluster: Any = None,
         storage: Any = None,
         name: str | None = None,
         trial_timeout: float | None = None,
@@ -809,6 +828,7 @@ class RandomizedSearchCV(_DaskSearchMixin):
         self.n_iter = n_iter
         self.random_state = random_state
         self.client = client
+        self.cluster = cluster
         self.storage = storage
         self.name = name
         self.trial_timeout = trial_timeout
