@@ -60,8 +60,9 @@ class BayesSearchCV(_DaskSearchMixin):
     random_state : int, RandomState, Generator or None
         Seeds the sampler. The suggestion for trial ``i`` depends on this seed, ``i`` and the results
         told before it was asked.
-    client, cluster, storage, name
-        As in :class:`~daskhpo.GridSearchCV`.
+    client, cluster, storage, name, trial_timeout
+        As in :class:`~daskhpo.GridSearchCV`. A trial with a fold stopped by ``trial_timeout`` is
+        failed, and told to the sampler as failed.
 
     Attributes
     ----------
@@ -133,6 +134,7 @@ class BayesSearchCV(_DaskSearchMixin):
         cluster: Any = None,
         storage: Any = None,
         name: str | None = None,
+        trial_timeout: float | None = None,
     ) -> None:
         super().__init__(
             estimator=estimator,
@@ -156,6 +158,7 @@ class BayesSearchCV(_DaskSearchMixin):
         self.cluster = cluster
         self.storage = storage
         self.name = name
+        self.trial_timeout = trial_timeout
 
     # -- what to optimize -------------------------------------------------------------------------
     def _objectives(self) -> list[tuple[str, str]]:

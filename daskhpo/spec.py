@@ -22,7 +22,11 @@ Fields (defaults in brackets):
 - ``estimator``: ``{class: IMPORT_PATH, params: {...} [{}]}`` or
   ``{pipeline: [{name: STEP, class: IMPORT_PATH, params: {...} [{}]}, ...]}``.
 - ``search``: ``{type: grid, param_grid: GRID}`` or ``{type: random, param_distributions: DISTS,
-  n_iter: INT [10], random_state: INT or null [null]}``. ``GRID`` maps parameter names to non-empty
+  n_iter: INT [10], random_state: INT or null [null]}``; or a Bayesian or adaptive search over
+  ``DISTS`` with ``random_state``: ``{type: bayes, n_trials: INT [50], sampler: tpe|gp|cmaes|random
+  [tpe]}``, ``{type: halving, n_candidates: INT [exhaust]}``, ``{type: hyperband}``, ``{type: asha,
+  n_trials: INT [50]}``, the adaptive ones also with ``max_budget``, ``min_budget``,
+  ``reduction_factor`` [3] and ``resource`` [auto] (see :class:`daskhpo.HyperbandSearchCV`). ``GRID`` maps parameter names to non-empty
   lists of values (or is a list of such mappings). In ``DISTS`` a value is a list, a dimension
   ``{type: float|int, low: L, high: H, log: BOOL [false]}`` or ``{type: categorical, choices: [...]}``
   (see :mod:`daskhpo.space`), or a ``scipy.stats`` distribution by name,
@@ -105,6 +109,58 @@ def _forbid(message: str) -> dict[str, Any]:
     return {"not": {}, "x-error": message}
 
 
+# Search types, and the facade each builds (grid first: the only one without param_distributions).
+SEARCH_TYPES = ("grid", "random", "bayes", "halving", "hyperband", "asha")
+_ADAPTIVE = ("halving", "hyperband", "asha")
+# The search fields that only some types take (grid's own exclusions are in the schema below).
+_FIELD_TYPES: dict[str, tuple[str, ...]] = {
+    "n_iter": ("random",),
+    "n_trials": ("bayes", "asha"),
+    "sampler": ("bayes",),
+    "n_candidates": ("halving",),
+    "max_budget": _ADAPTIVE,
+    "min_budget": _ADAPTIVE,
+    "reduction_factor": _ADAPTIVE,
+    "resource": _ADAPTIVE,
+}
+
+
+def _only_for_types() -> list[dict[str, Any]]:
+    """Schema rules refusing a search field under a type that does not take it."""
+    rules = []
+    for field, types in _FIELD_TYPES.items():
+        if field == "n_iter":
+            continue  # grid's rule has its own message for n_iter
+        allowed = " or ".join(f"type: {t}" for t in types)
+        rules.append(
+            {
+                "if": {
+                    "required": ["type"],
+                    "properties": {"type": {"not": {"enum": list(types)}}},
+                },
+                "then": {
+                    "properties": {
+                        field: _forbid(f"not allowed with this search type; only {allowed} use it")
+                    }
+                },
+            }
+        )
+    rules.append(
+        {
+            "if": {"required": ["type"], "properties": {"type": {"enum": list(SEARCH_TYPES[2:])}}},
+            "then": {
+                "properties": {
+                    "n_iter": _forbid(
+                        "not allowed with this type; only type: random counts its candidates "
+                        "with n_iter (bayes and asha take n_trials, halving n_candidates)"
+                    )
+                }
+            },
+        }
+    )
+    return rules
+
+
 _PARAMS: dict[str, Any] = {
     "type": "object",
     "description": "a mapping of constructor parameter names to values",
@@ -162,7 +218,10 @@ SPEC_SCHEMA: dict[str, Any] = {
             "required": ["type"],
             "additionalProperties": False,
             "properties": {
-                "type": {"enum": ["grid", "random"], "description": "'grid' or 'random'"},
+                "type": {
+                    "enum": list(SEARCH_TYPES),
+                    "description": "one of " + ", ".join(map(repr, SEARCH_TYPES)),
+                },
                 "param_grid": {
                     "description": "a mapping of parameter names to non-empty lists of values "
                     "(or a list of such mappings)",
@@ -190,8 +249,49 @@ SPEC_SCHEMA: dict[str, Any] = {
                     "default": None,
                     "description": "a seed (an integer from 0 to 2**32 - 1) or null",
                 },
+                "n_trials": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "default": 50,
+                    "description": "a positive number of trials",
+                },
+                "sampler": {
+                    "enum": ["tpe", "gp", "cmaes", "random"],
+                    "default": "tpe",
+                    "description": "'tpe', 'gp', 'cmaes' or 'random'",
+                },
+                "n_candidates": {
+                    "anyOf": [{"type": "integer", "minimum": 1}, {"const": "exhaust"}],
+                    "default": "exhaust",
+                    "description": "a positive number of candidates to start with, or 'exhaust'",
+                },
+                "max_budget": {
+                    "type": ["integer", "null"],
+                    "minimum": 1,
+                    "description": "a positive whole budget (partial_fit calls, samples or the "
+                    "parameter's value), or null for the search's default",
+                },
+                "min_budget": {
+                    "type": ["integer", "null"],
+                    "minimum": 1,
+                    "description": "a positive whole budget at most max_budget, or null",
+                },
+                "reduction_factor": {
+                    "type": "number",
+                    "exclusiveMinimum": 1,
+                    "default": 3,
+                    "description": "a number above 1 (3 is usual)",
+                },
+                "resource": {
+                    "type": "string",
+                    "minLength": 1,
+                    "default": "auto",
+                    "description": "'auto', 'partial_fit', 'n_samples' or an estimator parameter "
+                    "such as 'n_estimators'",
+                },
             },
             "allOf": [
+                *_only_for_types(),
                 {
                     "if": {"required": ["type"], "properties": {"type": {"const": "grid"}}},
                     "then": {
@@ -212,18 +312,22 @@ SPEC_SCHEMA: dict[str, Any] = {
                         },
                     },
                 },
-                {
-                    "if": {"required": ["type"], "properties": {"type": {"const": "random"}}},
-                    "then": {
-                        "required": ["param_distributions"],
-                        "properties": {
-                            "param_grid": _forbid(
-                                "not allowed with type: random, which samples param_distributions; "
-                                "use param_distributions, or type: grid to enumerate param_grid"
-                            ),
+                *(
+                    {
+                        "if": {"required": ["type"], "properties": {"type": {"const": kind}}},
+                        "then": {
+                            "required": ["param_distributions"],
+                            "properties": {
+                                "param_grid": _forbid(
+                                    f"not allowed with type: {kind}, which samples "
+                                    "param_distributions; use param_distributions, or type: grid "
+                                    "to enumerate param_grid"
+                                ),
+                            },
                         },
-                    },
-                },
+                    }
+                    for kind in SEARCH_TYPES[1:]
+                ),
             ],
         },
         "data": {
@@ -898,12 +1002,25 @@ def _with_defaults(doc: Mapping[str, Any]) -> dict[str, Any]:
     if search["type"] == "grid":
         search_out: dict[str, Any] = {"type": "grid", "param_grid": search["param_grid"]}
     else:
+        kind = search["type"]
         search_out = {
-            "type": "random",
+            "type": kind,
             "param_distributions": search["param_distributions"],
-            "n_iter": _int(search.get("n_iter", 10)),
             "random_state": _int(search.get("random_state")),
         }
+        defaults: dict[str, Any] = {
+            "n_iter": 10,
+            "n_trials": 50,
+            "sampler": "tpe",
+            "n_candidates": "exhaust",
+            "max_budget": None,
+            "min_budget": None,
+            "reduction_factor": 3,
+            "resource": "auto",
+        }
+        for field, types in _FIELD_TYPES.items():
+            if kind in types:
+                search_out[field] = _int(search.get(field, defaults[field]))
 
     data = doc["data"]
     if "loader" in data:
@@ -1146,7 +1263,7 @@ def build_search(
     client: Any = None,
     storage: Any = None,
     **kwargs: Any,
-) -> GridSearchCV | RandomizedSearchCV:
+) -> Any:
     """Build the search a spec describes (without fitting it).
 
     Parameters
@@ -1163,7 +1280,8 @@ def build_search(
 
     Returns
     -------
-    GridSearchCV or RandomizedSearchCV
+    GridSearchCV, RandomizedSearchCV, BayesSearchCV, SuccessiveHalvingSearchCV, HyperbandSearchCV
+    or ASHASearchCV
         Named ``spec["name"]``; fit it with ``search.fit(*load_data(spec))``.
 
     Raises
@@ -1220,13 +1338,34 @@ def build_search(
         "storage": storage,
         "name": spec["name"],
     }
+    kind = search["type"]
     settings.update(kwargs)
+    if kind in _ADAPTIVE and settings.pop("trial_timeout", None) is not None:
+        raise InvalidSearchError(
+            f"spec.trial_timeout: not supported with type: {kind} (adaptive searches have no "
+            "per-fit limit yet); remove it (or --trial-timeout), or use type: random or bayes."
+        )
     space_arg = built if isinstance(space, list) else built[0]
-    if search["type"] == "grid":
+    if kind == "grid":
         return GridSearchCV(estimator, space_arg, **settings)
-    settings.setdefault("n_iter", search["n_iter"])
     settings.setdefault("random_state", search["random_state"])
-    return RandomizedSearchCV(estimator, space_arg, **settings)
+    for field, types in _FIELD_TYPES.items():
+        if kind in types:
+            settings.setdefault(field, search[field])
+    if kind == "random":
+        return RandomizedSearchCV(estimator, space_arg, **settings)
+    if kind == "bayes":
+        from .bayes import BayesSearchCV
+
+        return BayesSearchCV(estimator, space_arg, **settings)
+    from .adaptive import ASHASearchCV, HyperbandSearchCV, SuccessiveHalvingSearchCV
+
+    facade = {
+        "halving": SuccessiveHalvingSearchCV,
+        "hyperband": HyperbandSearchCV,
+        "asha": ASHASearchCV,
+    }[kind]
+    return facade(estimator, space_arg, **settings)
 
 
 # -- data -----------------------------------------------------------------------------------------

@@ -495,3 +495,110 @@ def test_parquet_file_with_features(tmp_path):
     spec["data"]["features"] = ["petal_lenght"]
     msg = problem(load_spec(spec, base_dir=tmp_path), data=True)
     assert "spec.data.features[0]" in msg and "did you mean 'petal_length'" in msg
+
+
+# -- Bayesian and adaptive search types ------------------------------------------------------------
+def test_bayes_and_adaptive_types_build_their_facades():
+    from daskhpo import ASHASearchCV, BayesSearchCV, HyperbandSearchCV, SuccessiveHalvingSearchCV
+
+    dists = {"max_depth": {"type": "int", "low": 1, "high": 6}}
+    cases = [
+        ({"type": "bayes", "n_trials": 7, "sampler": "random"}, BayesSearchCV),
+        (
+            {"type": "halving", "n_candidates": 9, "resource": "n_samples"},
+            SuccessiveHalvingSearchCV,
+        ),
+        ({"type": "hyperband", "max_budget": 81, "reduction_factor": 3}, HyperbandSearchCV),
+        ({"type": "asha", "n_trials": 12, "min_budget": 3, "max_budget": 27}, ASHASearchCV),
+    ]
+    for fields, facade in cases:
+        search_spec = {**fields, "param_distributions": dists, "random_state": 4}
+        spec = load_spec(spec_with(search=search_spec))
+        search = build_search(spec)
+        assert type(search) is facade
+        params = search.get_params()
+        for field, value in fields.items():
+            if field != "type":
+                assert params[field] == value, field
+        assert params["random_state"] == 4
+    # Defaults are filled per type, and only the fields the type takes appear.
+    spec = load_spec(spec_with(search={"type": "bayes", "param_distributions": dists}))
+    assert (spec["search"]["n_trials"], spec["search"]["sampler"]) == (50, "tpe")
+    assert "n_iter" not in spec["search"] and "max_budget" not in spec["search"]
+    spec = load_spec(spec_with(search={"type": "hyperband", "param_distributions": dists}))
+    assert spec["search"]["resource"] == "auto" and spec["search"]["reduction_factor"] == 3
+    spec = load_spec(spec_with(search={"type": "halving", "param_distributions": dists}))
+    assert build_search(spec).n_candidates == "exhaust"
+    assert "spec.search.n_candidates" in problem(
+        spec_with(search={"type": "halving", "param_distributions": dists, "n_candidates": 0})
+    )
+
+
+@pytest.mark.parametrize(
+    ("search", "expected"),
+    [
+        (
+            {"type": "random", "n_trials": 5},
+            "spec.search.n_trials: not allowed with this search type; only type: bayes or type: asha",
+        ),
+        (
+            {"type": "hyperband", "sampler": "tpe"},
+            "spec.search.sampler: not allowed with this search type; only type: bayes use it",
+        ),
+        (
+            {"type": "bayes", "n_iter": 5},
+            "spec.search.n_iter: not allowed with this type; only type: random counts",
+        ),
+        ({"type": "bayes", "sampler": "tep"}, "spec.search.sampler"),
+        ({"type": "asha", "reduction_factor": 1}, "spec.search.reduction_factor"),
+        (
+            {"type": "grid", "max_budget": 9},
+            "spec.search.max_budget: not allowed with this search type",
+        ),
+    ],
+)
+def test_fields_of_other_search_types_are_refused_by_name(search, expected):
+    if search["type"] == "grid":
+        search = {**search, "param_grid": {"max_depth": [1, 2]}}
+    else:
+        search = {**search, "param_distributions": {"max_depth": [1, 2]}}
+    assert expected in problem(spec_with(search=search))
+
+
+def test_trial_timeout_with_an_adaptive_type_is_refused():
+    search = {"type": "hyperband", "param_distributions": {"max_depth": [1, 2]}}
+    msg = problem(spec_with(search=search, trial_timeout=30), build=True)
+    assert "spec.trial_timeout: not supported with type: hyperband" in msg
+
+
+def test_hyperband_spec_scores_as_the_same_search_built_by_hand(client):
+    from daskhpo import HyperbandSearchCV
+
+    spec = spec_with(
+        search={
+            "type": "hyperband",
+            "param_distributions": {"max_depth": [1, 2, 3, 4], "criterion": ["gini", "entropy"]},
+            "resource": "n_samples",
+            "max_budget": 120,
+            "min_budget": 30,
+            "random_state": 0,
+        },
+        cv=3,
+    )
+    from_spec = build_search(spec, client=client).fit(*load_data(spec))
+    X, y = load_iris(return_X_y=True)
+    by_hand = HyperbandSearchCV(
+        DecisionTreeClassifier(random_state=0),
+        {"max_depth": [1, 2, 3, 4], "criterion": ["gini", "entropy"]},
+        resource="n_samples",
+        max_budget=120,
+        min_budget=30,
+        random_state=0,
+        cv=3,
+        client=client,
+    ).fit(X, y)
+    assert from_spec.cv_results_["params"] == by_hand.cv_results_["params"]
+    np.testing.assert_array_equal(
+        from_spec.cv_results_["mean_test_score"], by_hand.cv_results_["mean_test_score"]
+    )
+    assert from_spec.best_params_ == by_hand.best_params_

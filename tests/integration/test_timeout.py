@@ -99,6 +99,33 @@ def test_error_score_raise_stops_on_the_timeout_and_leaves_the_cluster_whole(own
     assert np.isfinite(after.cv_results_["mean_test_score"]).all()
 
 
+def test_bayesian_trials_that_hang_are_failed_and_told_as_failures(own_client):
+    from daskhpo import BayesSearchCV, Categorical, Int
+
+    client = own_client
+    space = {"hang": Categorical([True, False]), "max_depth": Int(1, 4)}
+    search = BayesSearchCV(
+        Hanger(),
+        space,
+        n_trials=4,
+        sampler="random",
+        random_state=1,
+        cv=2,
+        trial_timeout=2,
+        client=client,
+    )
+    with pytest.warns(FitFailedWarning, match="timed out after 2 s"):
+        search.fit(X, y)
+    hung = [p["hang"] for p in search.cv_results_["params"]]
+    assert 0 < sum(hung) < len(hung), hung  # this seed draws both kinds of trial
+    scores = search.cv_results_["mean_test_score"]
+    for hang, score in zip(hung, scores, strict=True):
+        assert math.isnan(score) == hang
+    assert search.best_params_["hang"] is False
+    assert search.stats_["trials_failed"] == sum(hung)
+    assert len(client.nthreads()) == 2
+
+
 @pytest.mark.parametrize("bad", [0, -3, float("nan"), float("inf"), "10", True])
 def test_bad_trial_timeout_is_refused_before_any_cluster_work(bad):
     # No scheduler listens there: reaching it would fail differently, after a connect timeout.
