@@ -407,30 +407,12 @@ class _AdaptiveSearchCV(_DaskSearchMixin):
         Models are not stored: a trial promoted after the restart is trained again from the start
         on the same blocks in the same order, which gives the model it would have had.
         """
-        if not isinstance(store, SQLiteStore):
-            if resume:
-                raise InvalidSearchError(
-                    "resume=True needs a store to resume from: pass storage='sqlite:///FILE.db' "
-                    "(and the name= the search was started with)."
-                )
-            return []
-        info = store.info()
-        where = f"{self.storage} (search {name!r})"
-        if info["n_trials"] and not resume:
-            raise InvalidSearchError(
-                f"{where} already holds {info['n_trials']} evaluations: pass resume=True to fit to "
-                "continue it, or another name= to start a new search."
-            )
-        if not info["n_trials"]:
-            return []
-        if info["fingerprint"] != fingerprint:
-            raise InvalidSearchError(
-                f"{where} was run on other data or settings than this fit: resume it with the same "
-                "ones (and the same random_state), or pass another name= to start a new search."
-            )
+        records = self._stored_records(
+            store, name, fingerprint, resume, "evaluations", "data or settings"
+        )
         candidates = getattr(strategy, "_params", {})
         latest: dict[tuple[int, int], Result] = {}
-        for record in store.records():
+        for record in records:
             tid = int(record["trial_id"])
             if tid in candidates:
                 latest[(tid, int(record.get("rung", 0)))] = result_from_json(

@@ -463,6 +463,30 @@ class _DaskSearchMixin(BaseSearchCV):
         Without ``candidates`` (trials asked one by one), ``restore`` maps a stored trial's JSON
         params back to the search space's own objects.
         """
+        records = self._stored_records(
+            store, name, fingerprint, resume, "trials", "data, settings or candidates"
+        )
+        latest: dict[int, dict[str, Any]] = {}
+        for record in records:
+            if candidates is None or 0 <= int(record["trial_id"]) < len(candidates):
+                latest[int(record["trial_id"])] = record
+        if candidates is None:
+            return [
+                result_from_json(d, restore(d["params"]) if restore else None)
+                for _, d in sorted(latest.items())
+            ]
+        # Replace the JSON stand-ins of the params with the candidates' own objects.
+        return [result_from_json(d, candidates[tid]) for tid, d in sorted(latest.items())]
+
+    def _stored_records(
+        self, store: Any, name: str, fingerprint: str, resume: bool, noun: str, what: str
+    ) -> list[dict[str, Any]]:
+        """The stored records to resume from, after checking that ``resume`` and the store agree.
+
+        Refuses ``resume=True`` without a SQLite store, a store that already holds ``noun`` (trials,
+        evaluations) unless ``resume``, and a store written by a search whose fingerprint (its
+        ``what``: data, settings...) differs from this fit's. Empty when there is nothing to replay.
+        """
         if not isinstance(store, SQLiteStore):
             if resume:
                 raise InvalidSearchError(
@@ -474,8 +498,8 @@ class _DaskSearchMixin(BaseSearchCV):
         where = f"{self.storage} (search {name!r})"
         if info["n_trials"] and not resume:
             raise InvalidSearchError(
-                f"{where} already holds {info['n_trials']} trials: pass resume=True to fit to continue "
-                "it, or another name= to start a new search."
+                f"{where} already holds {info['n_trials']} {noun}: pass resume=True to fit to "
+                "continue it, or another name= to start a new search."
             )
         if not info["n_trials"]:
             return []
@@ -484,20 +508,10 @@ class _DaskSearchMixin(BaseSearchCV):
             if getattr(self, "random_state", 0) is None:
                 hint = " A randomized search draws new candidates each time unless random_state is set."
             raise InvalidSearchError(
-                f"{where} was run on other data, settings or candidates than this fit: resume it "
-                f"with the same ones, or pass another name= to start a new search.{hint}"
+                f"{where} was run on other {what} than this fit: resume it with the same ones, or "
+                f"pass another name= to start a new search.{hint}"
             )
-        latest: dict[int, dict[str, Any]] = {}
-        for record in store.records():
-            if candidates is None or 0 <= int(record["trial_id"]) < len(candidates):
-                latest[int(record["trial_id"])] = record
-        if candidates is None:
-            return [
-                result_from_json(d, restore(d["params"]) if restore else None)
-                for _, d in sorted(latest.items())
-            ]
-        # Replace the JSON stand-ins of the params with the candidates' own objects.
-        return [result_from_json(d, candidates[tid]) for tid, d in sorted(latest.items())]
+        return list(store.records())
 
     def _spec(self, n_candidates: int, n_splits: int) -> dict[str, Any]:
         return {

@@ -141,23 +141,37 @@ def dimension_from_json(data: Mapping[str, Any]) -> Float | Int | Categorical:
     )
 
 
-def _as_list_of_dicts(value: Any, name: str) -> list[Mapping[str, Any]]:
+def _as_list_of_dicts(
+    value: Any,
+    name: str,
+    *,
+    values: str = "candidate values",
+    example: str = "{'max_depth': [2, 4, 8]}",
+    entries: str = "grids",
+    note: str = "",
+) -> list[Mapping[str, Any]]:
+    """``value`` as a list of dicts (one dict, or a non-empty list of them), or a clear error.
+
+    ``values`` names what the dicts map parameter names to, ``example`` is a valid dict for the
+    error message, ``entries`` what the list's items are, ``note`` a remark on what a list means.
+    """
     if isinstance(value, Mapping):
         return [value]
-    if isinstance(value, Sequence) and not isinstance(value, str):
+    if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
         if len(value) == 0:
             raise InvalidSearchError(
-                f"{name}=[] is empty: give a dict of parameter names to candidate values, "
-                f"for example {name}={{'max_depth': [2, 4, 8]}}."
+                f"{name}=[] is empty: give a dict of parameter names to {values}, "
+                f"for example {name}={example}."
             )
         for i, item in enumerate(value):
             if not isinstance(item, Mapping):
                 raise InvalidSearchTypeError(
-                    f"{name}[{i}] is a {type(item).__name__}: every entry of a list of grids must be a dict."
+                    f"{name}[{i}] is a {type(item).__name__}: every entry of a list of {entries} "
+                    "must be a dict."
                 )
         return list(value)
     raise InvalidSearchTypeError(
-        f"{name} must be a dict (or a list of dicts) of parameter names to candidate values, "
+        f"{name} must be a dict (or a list of dicts{note}) of parameter names to {values}, "
         f"got {type(value).__name__}."
     )
 

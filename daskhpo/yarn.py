@@ -251,7 +251,8 @@ def _scheduler_address() -> int:
 
 # -- yarn:// ----------------------------------------------------------------------------------------------
 
-_YARN_OPTIONS = {
+# Options that describe a new application (refused with application_id=), then all yarn:// takes.
+_SPEC_OPTIONS = (
     "environment",
     "python",
     "n_workers",
@@ -261,9 +262,8 @@ _YARN_OPTIONS = {
     "scheduler_vcores",
     "scheduler_memory",
     "name",
-    "application_id",
-    "security",
-}
+)
+_YARN_OPTIONS = {*_SPEC_OPTIONS, "application_id", "security"}
 
 
 class _Application:
@@ -315,21 +315,7 @@ def connect_yarn(target: str, rest: str, options: dict[str, Any]) -> Any:
             f"cluster={target!r}: application_id={app_id!r}; give an id such as "
             "'application_1700000000000_0042'."
         )
-    spec_options = {
-        k: options[k]
-        for k in (
-            "environment",
-            "python",
-            "n_workers",
-            "threads",
-            "worker_vcores",
-            "worker_memory",
-            "scheduler_vcores",
-            "scheduler_memory",
-            "name",
-        )
-        if k in options
-    }
+    spec_options = {k: options[k] for k in _SPEC_OPTIONS if k in options}
     if app_id is not None and spec_options:
         raise InvalidSearchError(
             f"cluster={target!r}: {', '.join(sorted(spec_options))} apply to a new application only; "

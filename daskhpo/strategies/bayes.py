@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from ..exceptions import DaskHPOError, InvalidSearchError, InvalidSearchTypeError
-from ..space import Categorical, Float, Int
+from ..space import Categorical, Float, Int, _as_list_of_dicts
 from .base import Job, Result
 
 __all__ = [
@@ -337,28 +337,17 @@ class OptunaSpace:
 
     def __init__(self, space: Any, name: str = "search_space") -> None:
         self.name = name
-        if isinstance(space, Mapping):
-            spaces: list[Mapping[str, Any]] = [space]
-            wheres = [name]
-        elif isinstance(space, Sequence) and not isinstance(space, (str, bytes)):
-            if len(space) == 0:
-                raise InvalidSearchError(
-                    f"{name}=[] is empty: give a dict of parameter names to dimensions, for example "
-                    f"{name}={{'C': daskhpo.Float(1e-3, 1e3, log=True)}}."
-                )
-            for i, item in enumerate(space):
-                if not isinstance(item, Mapping):
-                    raise InvalidSearchTypeError(
-                        f"{name}[{i}] is a {type(item).__name__}: every branch of a list of "
-                        "branches must be a dict."
-                    )
-            spaces = list(space)
-            wheres = [f"{name}[{i}]" for i in range(len(spaces))]
-        else:
-            raise InvalidSearchTypeError(
-                f"{name} must be a dict (or a list of dicts, one per conditional branch) of parameter "
-                f"names to dimensions, got {type(space).__name__}."
-            )
+        spaces = _as_list_of_dicts(
+            space,
+            name,
+            values="dimensions",
+            example="{'C': daskhpo.Float(1e-3, 1e3, log=True)}",
+            entries="branches",
+            note=", one per conditional branch",
+        )
+        wheres = (
+            [name] if isinstance(space, Mapping) else [f"{name}[{i}]" for i in range(len(spaces))]
+        )
         multi = len(spaces) > 1
         self.branches = [
             _compile_branch(s, w, f"{i}" if multi else "")
