@@ -543,56 +543,16 @@ class _AdaptiveSearchCV(_DaskSearchMixin):
         resource: str,
         executor: Any,
     ) -> None:
-        from sklearn.exceptions import FitFailedWarning
-
-        from .search import FitFailedError, _group_errors
-
         results = sorted(results, key=lambda r: (r.job.bracket, r.job.rung, r.trial_id))
-        errors = [e for r in results for e in r.errors if e is not None]
-        n_fits = len(results) * n_splits
-        if not results or (errors and len(errors) == n_fits):
-            raise FitFailedError(
-                f"All the {n_fits} fits failed: the estimator or its parameters are probably "
-                f"misconfigured.\n{_group_errors(errors)}"
-            )
-        if errors:
-            import warnings
-
-            warnings.warn(
-                f"\n{len(errors)} fits failed out of a total of {n_fits}.\nThe score on these "
-                f"train-test partitions for these parameters will be set to {self.error_score}.\n"
-                f"{_group_errors(errors)}",
-                FitFailedWarning,
-                stacklevel=3,
-            )
+        self._check_failures(results, n_splits)
         self.multimetric_ = bool(self._multimetric)
-        names = next((list(r.test_scores) for r in results if r.test_scores), ["score"])
-        err = self.error_score
-
-        def fold_scores(scores: Mapping[str, Sequence[float]] | None, k: int, failed: bool) -> Any:
-            values = {
-                n: err if failed or scores is None or n not in scores else scores[n][k]
-                for n in names
-            }
-            return values if self.multimetric_ else values[names[0]]
-
-        out = []
+        out = self._fold_entries(results, n_splits)
         candidates = []
         for r in results:
             params = dict(r.job.params)
             if resource not in _BUILTIN_RESOURCES:
                 params[resource] = _as_number(r.job.budget)
             candidates.append(params)
-            for k in range(n_splits):
-                failed = r.errors[k] is not None if k < len(r.errors) else True
-                entry: dict[str, Any] = {
-                    "fit_time": r.fit_times[k] if k < len(r.fit_times) else 0.0,
-                    "score_time": r.score_times[k] if k < len(r.score_times) else 0.0,
-                    "test_scores": fold_scores(r.test_scores, k, failed),
-                }
-                if self.return_train_score:
-                    entry["train_scores"] = fold_scores(r.train_scores, k, failed)
-                out.append(entry)
         cv_results = self._format_results(candidates, n_splits, out)
         cv_results["trial_id"] = np.array([r.trial_id for r in results])
         cv_results["bracket"] = np.array([r.job.bracket for r in results])

@@ -617,21 +617,7 @@ class _DaskSearchMixin(BaseSearchCV):
         executor: DaskExecutor,
     ) -> None:
         results = sorted(results, key=lambda r: r.trial_id)
-        errors = [e for r in results for e in r.errors if e is not None]
-        n_fits = len(results) * n_splits
-        if errors and len(errors) == n_fits:
-            raise FitFailedError(
-                f"All the {n_fits} fits failed: the estimator or its parameters are probably "
-                f"misconfigured.\n{_group_errors(errors)}"
-            )
-        if errors:
-            warnings.warn(
-                f"\n{len(errors)} fits failed out of a total of {n_fits}.\nThe score on these train-test "
-                f"partitions for these parameters will be set to {self.error_score}.\n"
-                f"{_group_errors(errors)}",
-                FitFailedWarning,
-                stacklevel=3,
-            )
+        self._check_failures(results, n_splits)
         self.multimetric_ = bool(self._multimetric)
         if callable(self.scoring) and self.multimetric_:
             names = list(next(r.test_scores for r in results if r.test_scores))
@@ -640,28 +626,7 @@ class _DaskSearchMixin(BaseSearchCV):
             except ValueError as exc:
                 raise InvalidSearchError(str(exc)) from exc
             refit_metric = self.refit
-        names = next((list(r.test_scores) for r in results if r.test_scores), ["score"])
-        err = self.error_score
-
-        def fold_scores(scores: Mapping[str, Sequence[float]] | None, k: int, failed: bool) -> Any:
-            values = {
-                n: err if failed or scores is None or n not in scores else scores[n][k]
-                for n in names
-            }
-            return values if self.multimetric_ else values[names[0]]
-
-        out = []
-        for r in results:
-            for k in range(n_splits):
-                failed = r.errors[k] is not None
-                entry: dict[str, Any] = {
-                    "fit_time": r.fit_times[k],
-                    "score_time": r.score_times[k],
-                    "test_scores": fold_scores(r.test_scores, k, failed),
-                }
-                if self.return_train_score:
-                    entry["train_scores"] = fold_scores(r.train_scores, k, failed)
-                out.append(entry)
+        out = self._fold_entries(results, n_splits)
         if candidates is None:  # rows are the told trials, in trial order
             candidates = [dict(r.job.params) for r in results]
         cv_results = self._format_results(candidates, n_splits, out)
@@ -680,6 +645,52 @@ class _DaskSearchMixin(BaseSearchCV):
         self.scorer_ = scorers._scorers if isinstance(scorers, _MultimetricScorer) else scorers
         self.cv_results_ = cv_results
         self.n_splits_ = n_splits
+
+    def _check_failures(self, results: list[Result], n_splits: int) -> None:
+        """Raise FitFailedError when every fit failed (or nothing ran); warn, as scikit-learn
+        does, when some did."""
+        errors = [e for r in results for e in r.errors if e is not None]
+        n_fits = len(results) * n_splits
+        if not results or (errors and len(errors) == n_fits):
+            raise FitFailedError(
+                f"All the {n_fits} fits failed: the estimator or its parameters are probably "
+                f"misconfigured.\n{_group_errors(errors)}"
+            )
+        if errors:
+            warnings.warn(
+                f"\n{len(errors)} fits failed out of a total of {n_fits}.\nThe score on these train-test "
+                f"partitions for these parameters will be set to {self.error_score}.\n"
+                f"{_group_errors(errors)}",
+                FitFailedWarning,
+                stacklevel=4,
+            )
+
+    def _fold_entries(self, results: list[Result], n_splits: int) -> list[dict[str, Any]]:
+        """One entry per (result, fold), as ``_format_results`` takes them: times and scores, with
+        ``error_score`` for failed (or missing) folds. Needs ``multimetric_`` set."""
+        names = next((list(r.test_scores) for r in results if r.test_scores), ["score"])
+        err = self.error_score
+
+        def fold_scores(scores: Mapping[str, Sequence[float]] | None, k: int, failed: bool) -> Any:
+            values = {
+                n: err if failed or scores is None or n not in scores else scores[n][k]
+                for n in names
+            }
+            return values if self.multimetric_ else values[names[0]]
+
+        out = []
+        for r in results:
+            for k in range(n_splits):
+                failed = r.errors[k] is not None if k < len(r.errors) else True
+                entry: dict[str, Any] = {
+                    "fit_time": r.fit_times[k] if k < len(r.fit_times) else 0.0,
+                    "score_time": r.score_times[k] if k < len(r.score_times) else 0.0,
+                    "test_scores": fold_scores(r.test_scores, k, failed),
+                }
+                if self.return_train_score:
+                    entry["train_scores"] = fold_scores(r.train_scores, k, failed)
+                out.append(entry)
+        return out
 
 
 def _group_errors(errors: list[str]) -> str:
