@@ -364,14 +364,18 @@ def to_yaml(resources: Sequence[Mapping[str, Any]]) -> str:
 
 # -- kubernetes:// ----------------------------------------------------------------------------------------
 
-_K8S_OPTIONS = {
-    "image",
+# Options passed to a new DaskCluster's spec besides image (ignored with existing=True), then all it takes.
+_SPEC_OPTIONS = (
     "n_workers",
     "threads",
     "resources",
     "env",
     "scheduler_service_type",
     "idle_timeout",
+)
+_K8S_OPTIONS = {
+    "image",
+    *_SPEC_OPTIONS,
     "existing",
     "shutdown_on_close",
     "port_forward_cluster_ip",
@@ -444,18 +448,7 @@ def connect_kubernetes(target: str, rest: str, options: dict[str, Any]) -> Any:
                 "deploy/docker/Dockerfile and push it), or existing=True to connect to a running "
                 "DaskCluster."
             )
-        spec_options = {
-            k: options[k]
-            for k in (
-                "n_workers",
-                "threads",
-                "resources",
-                "env",
-                "scheduler_service_type",
-                "idle_timeout",
-            )
-            if k in options
-        }
+        spec_options = {k: options[k] for k in _SPEC_OPTIONS if k in options}
         try:
             spec = cluster_spec(name, image=options["image"], **spec_options)
         except InvalidSearchError as exc:

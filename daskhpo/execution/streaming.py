@@ -21,6 +21,8 @@ from sklearn.base import clone
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.utils import _safe_indexing, get_tags
 
+from .tasks import _picklable
+
 __all__ = [
     "TrainOutcome",
     "load_block",
@@ -99,16 +101,6 @@ def block_labels(block: Sequence[Any]) -> Any:
 
         (y,) = dask.compute(y.collection, scheduler="synchronous")
     return np.unique(np.asarray(y))
-
-
-def _picklable(exc: BaseException) -> BaseException | None:
-    import pickle
-
-    try:
-        pickle.loads(pickle.dumps(exc))
-    except Exception:
-        return None
-    return exc
 
 
 def _accepts(method: Any, name: str) -> bool:
