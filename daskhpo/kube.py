@@ -364,7 +364,7 @@ def to_yaml(resources: Sequence[Mapping[str, Any]]) -> str:
 
 # -- kubernetes:// ----------------------------------------------------------------------------------------
 
-# Options passed to a new DaskCluster's spec besides image (ignored with existing=True), then all it takes.
+# Options of a new DaskCluster's spec besides image (refused with existing=True), then all it takes.
 _SPEC_OPTIONS = (
     "n_workers",
     "threads",
@@ -453,11 +453,14 @@ def connect_kubernetes(target: str, rest: str, options: dict[str, Any]) -> Any:
             spec = cluster_spec(name, image=options["image"], **spec_options)
         except InvalidSearchError as exc:
             raise InvalidSearchError(f"cluster={target!r}: {exc}") from exc
-    elif "image" in options:
-        raise InvalidSearchError(
-            f"cluster={target!r}: image= applies to a new cluster only; drop existing=True to create "
-            "one, or drop image= to connect to the running DaskCluster."
-        )
+    else:
+        for_new = sorted(k for k in ("image", *_SPEC_OPTIONS) if k in options)
+        if for_new:
+            listed = ", ".join(f"{k}=" for k in for_new)
+            raise InvalidSearchError(
+                f"cluster={target!r}: {listed} apply to a new cluster only; drop existing=True to "
+                "create one, or drop them to connect to the running DaskCluster."
+            )
 
     def start() -> Any:
         from dask_kubernetes.operator import KubeCluster

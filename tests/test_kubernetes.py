@@ -130,6 +130,16 @@ def test_bad_names_are_refused():
         connect("kubernetes://research/hpo", image=IMAGE, workers=3)
 
 
+def test_options_of_a_new_cluster_are_refused_with_existing():
+    # Refused before any Kubernetes call: nothing here could answer one.
+    with pytest.raises(InvalidSearchError, match="image= apply to a new cluster only"):
+        connect("kubernetes://research/hpo", existing=True, image=IMAGE)
+    with pytest.raises(
+        InvalidSearchError, match=r"'kubernetes://research/hpo': env=, n_workers= apply to a new"
+    ):
+        connect("kubernetes://research/hpo", existing=True, n_workers=4, env={"A": "1"})
+
+
 def test_k8s_spec_command_prints_valid_resources(capsys):
     argv = ["k8s-spec", "--name", "hpo", "--image", IMAGE, "--workers", "3", "--cpu", "1"]
     argv += ["--memory", "2Gi", "--env", "A=1", "--namespace", "ml"]
