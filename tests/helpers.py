@@ -1,7 +1,9 @@
-"""Estimators for tests that must be importable by worker processes and subprocesses."""
+"""Estimators for tests that must be importable by worker processes and subprocesses, and a
+store helper."""
 
 from __future__ import annotations
 
+import json
 import time
 
 from sklearn.tree import DecisionTreeClassifier
@@ -45,3 +47,19 @@ class Hanger(DecisionTreeClassifier):
         if self.hang:
             time.sleep(1000)
         return super().fit(X, y, sample_weight=sample_weight)
+
+
+def keep_first_trials(store, target, n: int) -> None:
+    """Copy the first ``n`` trial rows of ``store`` (a SQLiteStore) into the search ``target`` of
+    the same file, under the same fingerprint: that search looks like a run that crashed after ``n``
+    trials (``target`` must have been opened, so that its row exists)."""
+    for record in store.records()[:n]:
+        store._conn.execute(
+            "INSERT INTO trials (search, trial_id, status, score, data, created) VALUES (?,?,?,?,?,0)",
+            (target, record["trial_id"], record["status"], record["score"], json.dumps(record)),
+        )
+    store._conn.execute(
+        "UPDATE searches SET fingerprint=(SELECT fingerprint FROM searches WHERE name=?) "
+        "WHERE name=?",
+        (store.name, target),
+    )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import textwrap
@@ -23,6 +22,7 @@ from sklearn.tree import DecisionTreeClassifier
 
 from daskhpo import BayesSearchCV, Categorical, Float, Int, InvalidSearchError
 from daskhpo.store import SQLiteStore
+from tests.helpers import keep_first_trials
 
 pytest.importorskip("optuna", reason="optuna is in the test extra; this guards bare installs")
 
@@ -235,15 +235,7 @@ def test_resume_replays_stored_trials_and_continues_the_same_way(client, tmp_pat
     # Simulate a crash after 5 trials: copy them into another search with the same fingerprint.
     store = SQLiteStore(tmp_path / "bayes.db", "full")
     part = SQLiteStore(tmp_path / "bayes.db", "part")
-    for record in store.records()[:5]:
-        part._conn.execute(
-            "INSERT INTO trials (search, trial_id, status, score, data, created) VALUES (?,?,?,?,?,0)",
-            ("part", record["trial_id"], record["status"], record["score"], json.dumps(record)),
-        )
-    part._conn.execute(
-        "UPDATE searches SET fingerprint=(SELECT fingerprint FROM searches WHERE name='full') "
-        "WHERE name='part'"
-    )
+    keep_first_trials(store, "part", 5)
     resumed = search("part")
     with pytest.raises(InvalidSearchError, match="pass resume=True"):
         resumed.fit(X, y)

@@ -15,6 +15,7 @@ from sklearn.tree import DecisionTreeClassifier
 from daskhpo import GridSearchCV, InvalidSearchError, RandomizedSearchCV
 from daskhpo.store import SQLiteStore, StoreVersionError, open_store
 from daskhpo.strategies import Job, Result, Status
+from tests.helpers import keep_first_trials
 
 X, y = load_iris(return_X_y=True)
 GRID = {"max_depth": [1, 2, 3, 4], "min_samples_leaf": [1, 5]}
@@ -117,15 +118,7 @@ def test_stored_search_resumes_without_recomputing(client, tmp_path):
     # Simulate a crash after 5 trials: keep only those in a second search's log.
     part = SQLiteStore(tmp_path / "runs.db", "part")
     resumed_search = _tree_search(storage, name="part", client=client)
-    for record in store.records()[:5]:
-        part._conn.execute(
-            "INSERT INTO trials (search, trial_id, status, score, data, created) VALUES (?,?,?,?,?,0)",
-            ("part", record["trial_id"], record["status"], record["score"], json.dumps(record)),
-        )
-    part._conn.execute(
-        "UPDATE searches SET fingerprint=(SELECT fingerprint FROM searches WHERE name='full') "
-        "WHERE name='part'"
-    )
+    keep_first_trials(store, "part", 5)
     with pytest.raises(InvalidSearchError, match=r"already holds 5 trials: pass resume=True"):
         resumed_search.fit(X, y)
     resumed_search.fit(X, y, resume=True)
