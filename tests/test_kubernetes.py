@@ -222,7 +222,7 @@ def _kubeconfig(path: Path, server: str) -> Path:
 
 
 def test_without_a_cluster_connect_fails_fast_and_says_what_to_do(tmp_path, monkeypatch):
-    from tests.integration._clusters import free_port
+    from tests.integration._clusters import closed_port
 
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-such-config"))
     monkeypatch.setenv("HOME", str(tmp_path))
@@ -236,9 +236,10 @@ def test_without_a_cluster_connect_fails_fast_and_says_what_to_do(tmp_path, monk
     assert "kubernetes://research/hpo" in str(info.value) and "k8s-spec" in str(info.value)
     with pytest.raises(ClusterError, match="no Kubernetes credentials"):
         connect("kubernetes://research/hpo", existing=True, timeout=10)
-    config = _kubeconfig(tmp_path / "config", f"https://127.0.0.1:{free_port()}")
-    monkeypatch.setenv("KUBECONFIG", str(config))
-    start = time.monotonic()
-    with pytest.raises(ClusterError, match="Kubernetes API server did not answer"):
-        connect("kubernetes://research/hpo", image=IMAGE, timeout=10)
-    assert time.monotonic() - start < 20
+    with closed_port() as port:
+        config = _kubeconfig(tmp_path / "config", f"https://127.0.0.1:{port}")
+        monkeypatch.setenv("KUBECONFIG", str(config))
+        start = time.monotonic()
+        with pytest.raises(ClusterError, match="Kubernetes API server did not answer"):
+            connect("kubernetes://research/hpo", image=IMAGE, timeout=10)
+        assert time.monotonic() - start < 20

@@ -48,6 +48,17 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
+@contextlib.contextmanager
+def closed_port(host: str = "127.0.0.1") -> Iterator[int]:
+    """A port that refuses connections for as long as the block runs: bound by this process but never
+    listening. A port from :func:`free_port` is only free at the instant it is picked; another process
+    of the suite (a gateway's scheduler, a worker) may take it before the test connects, and then the
+    test talks to that process instead of meeting a refused connection."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        yield int(s.getsockname()[1])
+
+
 def wait_port(host: str, port: int, timeout: float = 15.0) -> None:
     deadline = time.monotonic() + timeout
     while True:

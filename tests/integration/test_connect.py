@@ -25,7 +25,7 @@ from daskhpo import (
 )
 from daskhpo.cli import main
 from daskhpo.cluster import parse_target
-from tests.integration._clusters import GRID, X, free_port, local_reference, same_scores, y
+from tests.integration._clusters import GRID, X, closed_port, local_reference, same_scores, y
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -67,7 +67,11 @@ def test_query_options_are_typed_and_keywords_win():
 
 
 def test_unreachable_scheduler_fails_within_the_timeout():
-    target = f"tcp://127.0.0.1:{free_port()}"
+    with closed_port() as port:
+        _unreachable_scheduler_fails_within_the_timeout(f"tcp://127.0.0.1:{port}")
+
+
+def _unreachable_scheduler_fails_within_the_timeout(target: str) -> None:
     start = time.monotonic()
     with pytest.raises(ClusterError, match="no Dask scheduler answered") as info:
         connect(target, timeout=2)

@@ -18,6 +18,7 @@ from tests.integration._clusters import (
     BIN,
     GRID,
     X,
+    closed_port,
     free_port,
     local_reference,
     same_scores,
@@ -126,6 +127,9 @@ def test_unknown_cluster_name_and_closed_port_fail_quickly(gateway):
         connect(address, proxy_address=proxy, name="nope", timeout=10)
     assert time.monotonic() - start < 20  # the timeout, plus slack for a loaded machine
     start = time.monotonic()
-    with pytest.raises(ClusterError, match="no dask-gateway server answered at http://127.0.0.1"):
-        connect(f"gateway://127.0.0.1:{free_port()}", timeout=10)
+    with (
+        closed_port() as port,
+        pytest.raises(ClusterError, match="no dask-gateway server answered at http://127.0.0.1"),
+    ):
+        connect(f"gateway://127.0.0.1:{port}", timeout=10)
     assert time.monotonic() - start < 20

@@ -13,6 +13,7 @@ from tests.integration._clusters import (
     GRID,
     Sshd,
     X,
+    closed_port,
     free_port,
     keygen,
     local_reference,
@@ -112,8 +113,8 @@ def test_unknown_host_key_is_refused_and_says_how_to_trust_it(sshd, tmp_path):
 
 def test_closed_port_fails_fast_and_bad_options_before_any_connection(tmp_path):
     start = time.monotonic()
-    with pytest.raises(ClusterError, match="no sshd answered on 127.0.0.1:"):
-        connect("ssh://root@127.0.0.1", port=free_port(), known_hosts=None, timeout=10)
+    with closed_port() as port, pytest.raises(ClusterError, match="no sshd answered on 127.0.0.1:"):
+        connect("ssh://root@127.0.0.1", port=port, known_hosts=None, timeout=10)
     assert time.monotonic() - start < 10
     with pytest.raises(InvalidSearchError, match="key_file=.*is not a file"):
         connect("ssh://root@127.0.0.1", key_file=str(tmp_path / "missing"))
