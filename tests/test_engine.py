@@ -160,3 +160,16 @@ def test_embedded_cluster_workers_keep_the_default_allocator_even_after_a_plain_
     assert "plain ['65536']" in out  # distributed's default, which also lands in the parent
     assert "embedded [None]" in out
     assert "parent 65536" in out  # what another cluster's nanny set is put back afterwards
+
+
+def test_worker_tasks_hold_native_thread_pools_to_one_thread_and_restore_them():
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from daskhpo.execution.tasks import single_threaded
+
+    with threadpool_limits(2):
+        assert threadpool_info() and all(p["num_threads"] == 2 for p in threadpool_info())
+        for _ in range(2):  # the second time from the kept scan of loaded libraries
+            with single_threaded():
+                assert all(p["num_threads"] == 1 for p in threadpool_info())
+            assert all(p["num_threads"] == 2 for p in threadpool_info())

@@ -6,6 +6,7 @@ each task then receives only a small list of units: ``(unit key, params, fold in
 
 from __future__ import annotations
 
+import sys
 import time
 import traceback
 from collections.abc import Mapping, Sequence
@@ -298,19 +299,36 @@ def _fit_score_one(
     return UnitOutcome(key, test_scores, train_scores, fit_time, score_time)
 
 
+_controller: tuple[int, Any] | None = None
+
+
+def single_threaded() -> Any:
+    """A context manager that holds native thread pools (BLAS, OpenMP) to one thread.
+
+    Workers run one task per thread, so nested BLAS threads would only fight over the same cores.
+    threadpoolctl's ``threadpool_limits`` scans every loaded shared library on each call, which takes
+    milliseconds: as long as a short ``partial_fit``. The scan is kept per process and redone only
+    after more modules were imported (a module import is what loads a new native library).
+    """
+    global _controller
+    from threadpoolctl import ThreadpoolController
+
+    n_modules = len(sys.modules)
+    if _controller is None or _controller[0] != n_modules:
+        _controller = (n_modules, ThreadpoolController())
+    return _controller[1].limit(limits=1)
+
+
 def run_units(
     ctx: SearchContext,
     units: Sequence[tuple[str, Mapping[str, Any], int]],
     prefix: PrefixOutcome | None = None,
 ) -> list[UnitOutcome]:
     """Fit and score a batch of ``(key, params, fold)`` units; failures are returned, never raised."""
-    from threadpoolctl import threadpool_limits
-
     ctx.realign()
     if prefix is not None:
         prefix.realign()
-    # Workers run one task per thread: nested BLAS threads would only fight over the same cores.
-    with threadpool_limits(1):
+    with single_threaded():
         cache: dict[Any, Any] = {}
         return [
             _fit_score_one(ctx, key, params, fold, prefix, cache) for key, params, fold in units
@@ -319,12 +337,10 @@ def run_units(
 
 def fit_prefix(ctx: SearchContext, params: Mapping[str, Any], fold: int) -> PrefixOutcome:
     """Fit every step but the last of a pipeline on one fold and transform both sides of the fold."""
-    from threadpoolctl import threadpool_limits
-
     ctx.realign()
     t0 = time.perf_counter()
     try:
-        with threadpool_limits(1):
+        with single_threaded():
             pipe = clone(ctx.estimator).set_params(**clone(dict(params), safe=False))
             X_train, X_test, y_train, _ = ctx.split(fold, pipe)
             head = pipe[:-1]
@@ -347,12 +363,10 @@ def fit_prefix(ctx: SearchContext, params: Mapping[str, Any], fold: int) -> Pref
 
 def refit(ctx: SearchContext, params: Mapping[str, Any]) -> tuple[Any, float]:
     """Fit the estimator with ``params`` on all the data; returns it with the seconds it took."""
-    from threadpoolctl import threadpool_limits
-
     ctx.realign()
     estimator = clone(ctx.estimator).set_params(**clone(dict(params), safe=False))
     t0 = time.perf_counter()
-    with threadpool_limits(1):
+    with single_threaded():
         if ctx.y is None:
             estimator.fit(ctx.X, **ctx.fit_params)
         else:
