@@ -139,7 +139,11 @@ def test_hyperband_models_continue_between_rungs(client):
     )
 
 
-def test_dask_input_held_or_streamed_gives_the_same_results(client):
+@pytest.mark.parametrize("scoring", [None, ["accuracy", "roc_auc"]])
+def test_dask_input_held_or_streamed_gives_the_same_results(client, scoring):
+    """Held blocks are trained and scored in one task per evaluation; streamed blocks are scored by
+    one task per validation block and a task that combines them. Both give the same scores, also for
+    a metric computed from another response method than predict (roc_auc: decision_function)."""
     Xd = da.from_array(X, chunks=(60, 8))
     yd = da.from_array(y, chunks=60)
     results = []
@@ -150,14 +154,20 @@ def test_dask_input_held_or_streamed_gives_the_same_results(client):
             max_budget=9,
             cv=2,
             persist=persist,
+            scoring=scoring,
+            refit="roc_auc" if scoring else True,
             random_state=0,
             client=client,
         ).fit(Xd, yd)
         assert search._plan.held is persist
+        assert search._plan.local is persist
         assert search.n_splits_ == 2
         results.append(search)
     a, b = results
-    np.testing.assert_allclose(a.cv_results_["mean_test_score"], b.cv_results_["mean_test_score"])
+    for metric in ["score"] if scoring is None else scoring:
+        key = f"mean_test_{metric}"
+        np.testing.assert_allclose(a.cv_results_[key], b.cv_results_[key])
+        assert not np.isnan(a.cv_results_[key]).any()
     assert a.best_params_ == b.best_params_
     assert a.best_estimator_.predict(X[:5]).shape == (5,)
 

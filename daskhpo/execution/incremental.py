@@ -24,11 +24,12 @@ from ..exceptions import InvalidSearchError
 from ..strategies.base import Job
 from .streaming import (
     Lazy,
+    TrainOutcome,
     block_labels,
     combine_scores,
     model_of,
-    predict_and_score,
     predict_parts,
+    train_and_score,
     train_steps,
 )
 from .tasks import UnitOutcome
@@ -205,9 +206,10 @@ def plan_blocks(
         futures_x = client.compute(xb)
         futures_y = [None] * n_blocks if y is None else client.compute(yb)
         futures = [*futures_x, *(f for f in futures_y if f is not None)]
+        # Small enough for every worker to hold all of it: one task per job, which fetches the blocks
+        # its worker lacks. No replicate() up front: the workers would idle while it copies, and the
+        # Active Memory Manager drops the extra copies again within seconds anyway.
         local = nbytes is not None and nbytes * _n_workers(client) <= 0.25 * _total_memory(client)
-        if local:
-            client.replicate(futures)
         parts = [(futures_x[b], futures_y[b], None) for b in range(n_blocks)]
     else:
         local = False
@@ -308,9 +310,35 @@ class StreamingExecutor:
                 model = self._models.get((job.trial_id, fold))
                 train = self.plan.train[fold]
                 steps = [train[step % len(train)] for step in range(start, target)]
-                # Blocks on every worker, or read by the task itself: one task runs all the calls.
-                # Blocks spread over workers: one task per call, each where its block is.
-                grouped = self.plan.local or not self.plan.held
+                test = self.plan.test[fold]
+                if self.plan.local:
+                    # Every block on every worker: one task trains and scores, and its result (the
+                    # model with its score) is both the trial's model and what the search waits for.
+                    model = self.client.submit(
+                        train_and_score,
+                        model,
+                        self._estimator,
+                        dict(job.params),
+                        steps,
+                        self.fit_params,
+                        self._classes,
+                        test,
+                        self._scorer,
+                        key=self._key("train-score"),
+                    )
+                    self.n_tasks += 1
+                    self.n_partial_fit_calls += len(steps)
+                    old = self._models.get((job.trial_id, fold))
+                    self._models[(job.trial_id, fold)] = model
+                    if old is not None:
+                        old.release()
+                    flight.scores.append(model)
+                    self._flights[model.key] = (flight, fold)
+                    self._ac.add(model)
+                    continue
+                # Blocks read by the task itself: one task runs all the calls. Blocks spread over
+                # workers: one task per call, each where its block is.
+                grouped = not self.plan.held
                 for group in [steps] if grouped and steps else [[b] for b in steps]:
                     model = self.client.submit(
                         train_steps,
@@ -328,21 +356,14 @@ class StreamingExecutor:
                 self._models[(job.trial_id, fold)] = model
                 if old is not None and old is not model:
                     old.release()
-                test = self.plan.test[fold]
-                if self.plan.local:
-                    score = self.client.submit(
-                        predict_and_score, model, test, self._scorer, key=self._key("score")
-                    )
-                    self.n_tasks += 1
-                else:
-                    parts = [
-                        self.client.submit(predict_parts, model, [b], key=self._key("predict"))
-                        for b in test
-                    ]
-                    score = self.client.submit(
-                        combine_scores, model, parts, self._scorer, key=self._key("score")
-                    )
-                    self.n_tasks += len(parts) + 1
+                parts = [
+                    self.client.submit(predict_parts, model, [b], key=self._key("predict"))
+                    for b in test
+                ]
+                score = self.client.submit(
+                    combine_scores, model, parts, self._scorer, key=self._key("score")
+                )
+                self.n_tasks += len(parts) + 1
                 flight.scores.append(score)
                 self._flights[score.key] = (flight, fold)
                 self._ac.add(score)
@@ -359,7 +380,11 @@ class StreamingExecutor:
         for future in self._ac.next_batch(block=True):
             flight, fold = self._flights.pop(future.key)
             try:
-                scores, fit_time, score_time, error, exc = future.result()
+                value = future.result()
+                if isinstance(value, TrainOutcome):  # trained and scored in one task
+                    assert value.scored is not None
+                    value = value.scored
+                scores, fit_time, score_time, error, exc = value
             except Exception as task_exc:
                 import traceback
 
@@ -369,7 +394,8 @@ class StreamingExecutor:
                     f"({type(task_exc).__name__}); a fit that kills its worker process looks like "
                     "this.\n" + "".join(traceback.format_exception(task_exc))
                 )
-            future.release()
+            if self._models.get((flight.job.trial_id, fold)) is not future:
+                future.release()  # a score alone; a model stays held for the trial's next rung
             flight.outcomes[fold] = UnitOutcome(
                 f"{flight.job.trial_id}-{fold}", scores, None, fit_time, score_time, error, exc
             )

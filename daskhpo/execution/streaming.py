@@ -13,7 +13,7 @@ import copy
 import inspect
 import time
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -21,7 +21,7 @@ from sklearn.base import clone
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.utils import _safe_indexing, get_tags
 
-from .tasks import _picklable
+from .tasks import _picklable, single_threaded
 
 __all__ = [
     "TrainOutcome",
@@ -30,6 +30,7 @@ __all__ = [
     "predict_parts",
     "combine_scores",
     "predict_and_score",
+    "train_and_score",
 ]
 
 # What a scorer may ask of an estimator; every method the model has is recorded on validation rows.
@@ -37,9 +38,13 @@ RESPONSE_METHODS = ("predict", "predict_proba", "decision_function", "predict_lo
 
 
 class TrainOutcome:
-    """A model after some ``partial_fit`` calls, or the error that stopped it."""
+    """A model after some ``partial_fit`` calls, or the error that stopped it.
 
-    __slots__ = ("model", "fit_time", "n_calls", "error", "exception")
+    ``scored`` is what :func:`combine_scores` returns for this model, when the task that trained it also
+    scored it (:func:`train_and_score`).
+    """
+
+    __slots__ = ("model", "fit_time", "n_calls", "error", "exception", "scored")
 
     def __init__(
         self,
@@ -48,12 +53,14 @@ class TrainOutcome:
         n_calls: int,
         error: str | None = None,
         exception: BaseException | None = None,
+        scored: tuple[Any, float, float, str | None, BaseException | None] | None = None,
     ) -> None:
         self.model = model
         self.fit_time = fit_time
         self.n_calls = n_calls
         self.error = error
         self.exception = exception
+        self.scored = scored
 
 
 class Lazy:
@@ -122,13 +129,11 @@ def train_steps(
     call per block, in order. The previous model is copied, never changed in place: its future may
     be needed again if this task has to run twice.
     """
-    from threadpoolctl import threadpool_limits
-
     if previous is not None and previous.error is not None:
         return previous
     t0 = time.perf_counter()
     try:
-        with threadpool_limits(1):
+        with single_threaded():
             if previous is None:
                 model = clone(estimator).set_params(**clone(dict(params), safe=False))
                 done = 0
@@ -167,8 +172,6 @@ def predict_parts(
 ) -> tuple[list[Any], dict[str, list[Any]], float] | str:
     """The model's answers on validation blocks: true targets and the output of every response method
     the model has (small: one row of output per validation row). A string is the error instead."""
-    from threadpoolctl import threadpool_limits
-
     if trained.error is not None:
         return trained.error
     t0 = time.perf_counter()
@@ -177,7 +180,7 @@ def predict_parts(
     y_parts: list[Any] = []
     outputs: dict[str, list[Any]] = {m: [] for m in methods}
     try:
-        with threadpool_limits(1):
+        with single_threaded():
             for block in blocks:
                 X, y = load_block(block)
                 y_parts.append(None if y is None else np.asarray(y))
@@ -195,22 +198,35 @@ class RecordedModel:
     gives every scorer the same value it would compute on the model and the concatenated rows.
     """
 
-    def __init__(self, model: Any, outputs: Mapping[str, Any]) -> None:
+    def __init__(
+        self,
+        model: Any,
+        outputs: Mapping[str, Any],
+        compute: Callable[[str], Any] | None = None,
+    ) -> None:
+        # ``outputs`` maps each response method to its output, or (with ``compute``) to None until a
+        # scorer first asks for it: ``compute(name)`` then gives it, so unused methods never run.
         self._model = model
         self._outputs = dict(outputs)
+        self._compute = compute
         if hasattr(model, "classes_"):
             self.classes_ = model.classes_
 
     def __sklearn_tags__(self) -> Any:
         return get_tags(self._model)
 
+    def _output(self, name: str) -> Any:
+        if self._outputs[name] is None and self._compute is not None:
+            self._outputs[name] = self._compute(name)
+        return self._outputs[name]
+
     def __getattr__(self, name: str) -> Any:
         outputs = self.__dict__.get("_outputs", {})
         if name in outputs:
-            value = outputs[name]
-
+            # Computed when called, not when looked up: scikit-learn looks up every method a scorer
+            # accepts and then calls only the first the model has.
             def recorded(X: Any = None, **kwargs: Any) -> Any:
-                return value
+                return self._output(name)
 
             # Scorers look at the method's name to post-process probabilities and decisions.
             recorded.__name__ = recorded.__qualname__ = name
@@ -221,9 +237,9 @@ class RecordedModel:
         """The model's own default score (accuracy for classifiers, R² for regressors)."""
         kind = get_tags(self._model).estimator_type
         if kind == "classifier":
-            return float(accuracy_score(y, self._outputs["predict"], sample_weight=sample_weight))
+            return float(accuracy_score(y, self._output("predict"), sample_weight=sample_weight))
         if kind == "regressor":
-            return float(r2_score(y, self._outputs["predict"], sample_weight=sample_weight))
+            return float(r2_score(y, self._output("predict"), sample_weight=sample_weight))
         raise TypeError("the default score is only known for classifiers and regressors")
 
 
@@ -272,5 +288,69 @@ def model_of(trained: TrainOutcome) -> Any:
 def predict_and_score(
     trained: TrainOutcome, blocks: Sequence[Sequence[Any]], scorer: Any
 ) -> tuple[float | dict[str, float] | None, float, float, str | None, BaseException | None]:
-    """:func:`predict_parts` then :func:`combine_scores` in one task (blocks already on this worker)."""
-    return combine_scores(trained, [predict_parts(trained, blocks)], scorer)
+    """Score the model on validation blocks this worker holds, in one task.
+
+    Gives what :func:`predict_parts` then :func:`combine_scores` give, but a response method runs only
+    when the scorer asks for it (accuracy needs ``predict`` alone, not ``predict_proba`` as well).
+    """
+    if trained.error is not None:
+        return None, trained.fit_time, 0.0, trained.error, trained.exception
+    t0 = time.perf_counter()
+    model = trained.model
+    try:
+        loaded = [load_block(block) for block in blocks]
+        y_parts = [y for _, y in loaded]
+        y = None if any(v is None for v in y_parts) else np.concatenate(y_parts)
+
+        def compute(name: str) -> Any:
+            with single_threaded():
+                return np.concatenate([getattr(model, name)(X) for X, _ in loaded])
+
+        n = len(y) if y is not None else sum(_n_rows(X) for X, _ in loaded)
+        stand_in = RecordedModel(
+            model, {m: None for m in RESPONSE_METHODS if hasattr(model, m)}, compute
+        )
+        value = scorer(stand_in, np.empty((n, 0)), y)
+        scores: float | dict[str, float] = (
+            {k: float(v) for k, v in value.items()} if isinstance(value, Mapping) else float(value)
+        )
+    except Exception as exc:
+        return (
+            None,
+            trained.fit_time,
+            0.0,
+            "".join(traceback.format_exception(exc)),
+            _picklable(exc),
+        )
+    return scores, trained.fit_time, time.perf_counter() - t0, None, None
+
+
+def train_and_score(
+    previous: TrainOutcome | None,
+    estimator: Any,
+    params: Mapping[str, Any],
+    blocks: Sequence[Sequence[Any]],
+    fit_params: Mapping[str, Any],
+    classes: Any,
+    test_blocks: Sequence[Sequence[Any]],
+    scorer: Any,
+) -> TrainOutcome:
+    """:func:`train_steps` then :func:`predict_and_score` in one task, for blocks this worker holds.
+
+    One task per evaluation instead of two: on short ``partial_fit`` calls the time a worker spends
+    between tasks is a large share of the search. The score travels in the outcome's ``scored``.
+    """
+    trained = train_steps(previous, estimator, params, blocks, fit_params, classes)
+    return TrainOutcome(
+        trained.model,
+        trained.fit_time,
+        trained.n_calls,
+        trained.error,
+        trained.exception,
+        scored=predict_and_score(trained, test_blocks, scorer),
+    )
+
+
+def _n_rows(X: Any) -> int:
+    shape = getattr(X, "shape", None)
+    return int(shape[0]) if shape is not None else len(X)
