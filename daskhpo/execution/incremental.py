@@ -1,11 +1,16 @@
 """Executor for budgets counted in ``partial_fit`` calls: models live on the cluster between rungs.
 
-A trial's model is a future. A job that raises a trial's budget from ``b0`` to ``b1`` chains ``b1 - b0``
-tasks, each one ``partial_fit`` call on the next training block of its fold, starting from the trial's
-previous model (never from scratch). The model is then scored: one task per validation block records the
-model's outputs on it, and a last task scores them. Blocks are either held on the cluster (futures
-computed or scattered once) or, when the data is larger than the cluster's memory, small dask graphs each
-task computes for itself, so no step ever gathers the array on one worker or on the client.
+A trial's model is a future. A job that raises a trial's budget from ``b0`` to ``b1`` runs ``b1 - b0``
+``partial_fit`` calls, one per next training block of its fold, starting from the trial's previous model
+(never from scratch), and then scores the model. Blocks are either held on the cluster (futures computed
+or scattered once) or, when the data is larger than the cluster's memory, small dask graphs each task
+computes for itself, so no step ever gathers the array on one worker or on the client. How a job becomes
+tasks depends on that:
+
+- small held data: one task trains and scores (its result is the model and the score);
+- larger held data: one task per call, each where its block is, then one task per validation block
+  records the model's outputs and a last task scores them;
+- streamed data: one task runs all the calls, reading each block itself; scoring as above.
 """
 
 from __future__ import annotations
@@ -53,8 +58,9 @@ class BlockPlan:
     n_blocks: int
     nbytes: float | None
     futures: list[Any] = field(default_factory=list)
-    # Every worker holds every block (small data): a task can then run many partial_fit calls, or
-    # predict on every validation block, without moving data.
+    # Small data (every worker could hold all of it): one task trains and scores an evaluation,
+    # fetching whatever blocks its worker lacks. (Copies made up front would not last: the Active
+    # Memory Manager drops extra replicas within seconds.)
     local: bool = False
 
     @property
