@@ -21,7 +21,7 @@ from sklearn.base import clone
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.utils import _safe_indexing, get_tags
 
-from .tasks import _picklable, single_threaded
+from .tasks import _num_samples, _picklable, single_threaded
 
 __all__ = [
     "TrainOutcome",
@@ -255,16 +255,31 @@ def combine_scores(
     for part in parts:
         if isinstance(part, str):
             return None, trained.fit_time, 0.0, part, None
-    t0 = time.perf_counter()
-    try:
+
+    def recorded() -> tuple[RecordedModel, Any, int]:
         y_parts = [p[0][i] for p in parts for i in range(len(p[0]))]
         methods = list(parts[0][1]) if parts else []
         outputs = {m: np.concatenate([o for p in parts for o in p[1][m]]) for m in methods}
         y = None if any(v is None for v in y_parts) else np.concatenate(y_parts)
         n = len(y) if y is not None else len(next(iter(outputs.values())))
-        stand_in = RecordedModel(trained.model, outputs)
-        X_dummy = np.empty((n, 0))
-        value = scorer(stand_in, X_dummy, y)
+        return RecordedModel(trained.model, outputs), y, n
+
+    return _score(trained, scorer, recorded, sum(p[2] for p in parts))
+
+
+def _score(
+    trained: TrainOutcome,
+    scorer: Any,
+    stand_in: Callable[[], tuple[RecordedModel, Any, int]],
+    predict_time: float = 0.0,
+) -> tuple[float | dict[str, float] | None, float, float, str | None, BaseException | None]:
+    """Call ``scorer`` on the stand-in model that ``stand_in()`` gives (with the validation targets and
+    row count); an exception from either becomes the error of the result. ``predict_time`` is time
+    already spent on the model's outputs elsewhere, added to the score time."""
+    t0 = time.perf_counter()
+    try:
+        model, y, n = stand_in()
+        value = scorer(model, np.empty((n, 0)), y)
         scores: float | dict[str, float] = (
             {k: float(v) for k, v in value.items()} if isinstance(value, Mapping) else float(value)
         )
@@ -276,8 +291,7 @@ def combine_scores(
             "".join(traceback.format_exception(exc)),
             _picklable(exc),
         )
-    score_time = sum(p[2] for p in parts) + time.perf_counter() - t0
-    return scores, trained.fit_time, score_time, None, None
+    return scores, trained.fit_time, predict_time + time.perf_counter() - t0, None, None
 
 
 def model_of(trained: TrainOutcome) -> Any:
@@ -295,9 +309,9 @@ def predict_and_score(
     """
     if trained.error is not None:
         return None, trained.fit_time, 0.0, trained.error, trained.exception
-    t0 = time.perf_counter()
     model = trained.model
-    try:
+
+    def lazy() -> tuple[RecordedModel, Any, int]:
         loaded = [load_block(block) for block in blocks]
         y_parts = [y for _, y in loaded]
         y = None if any(v is None for v in y_parts) else np.concatenate(y_parts)
@@ -306,23 +320,11 @@ def predict_and_score(
             with single_threaded():
                 return np.concatenate([getattr(model, name)(X) for X, _ in loaded])
 
-        n = len(y) if y is not None else sum(_n_rows(X) for X, _ in loaded)
-        stand_in = RecordedModel(
-            model, {m: None for m in RESPONSE_METHODS if hasattr(model, m)}, compute
-        )
-        value = scorer(stand_in, np.empty((n, 0)), y)
-        scores: float | dict[str, float] = (
-            {k: float(v) for k, v in value.items()} if isinstance(value, Mapping) else float(value)
-        )
-    except Exception as exc:
-        return (
-            None,
-            trained.fit_time,
-            0.0,
-            "".join(traceback.format_exception(exc)),
-            _picklable(exc),
-        )
-    return scores, trained.fit_time, time.perf_counter() - t0, None, None
+        n = len(y) if y is not None else sum(_num_samples(X) for X, _ in loaded)
+        methods = {m: None for m in RESPONSE_METHODS if hasattr(model, m)}
+        return RecordedModel(model, methods, compute), y, n
+
+    return _score(trained, scorer, lazy)
 
 
 def train_and_score(
@@ -349,8 +351,3 @@ def train_and_score(
         trained.exception,
         scored=predict_and_score(trained, test_blocks, scorer),
     )
-
-
-def _n_rows(X: Any) -> int:
-    shape = getattr(X, "shape", None)
-    return int(shape[0]) if shape is not None else len(X)
