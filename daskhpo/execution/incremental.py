@@ -317,10 +317,11 @@ class StreamingExecutor:
                 train = self.plan.train[fold]
                 steps = [train[step % len(train)] for step in range(start, target)]
                 test = self.plan.test[fold]
+                old = model
                 if self.plan.local:
-                    # Every block on every worker: one task trains and scores, and its result (the
-                    # model with its score) is both the trial's model and what the search waits for.
-                    model = self.client.submit(
+                    # Small data: one task trains and scores, and its result (the model with its
+                    # score) is both the trial's model and what the search waits for.
+                    model = score = self.client.submit(
                         train_and_score,
                         model,
                         self._estimator,
@@ -333,43 +334,34 @@ class StreamingExecutor:
                         key=self._key("train-score"),
                     )
                     self.n_tasks += 1
-                    self.n_partial_fit_calls += len(steps)
-                    old = self._models.get((job.trial_id, fold))
-                    self._models[(job.trial_id, fold)] = model
-                    if old is not None:
-                        old.release()
-                    flight.scores.append(model)
-                    self._flights[model.key] = (flight, fold)
-                    self._ac.add(model)
-                    continue
-                # Blocks read by the task itself: one task runs all the calls. Blocks spread over
-                # workers: one task per call, each where its block is.
-                grouped = not self.plan.held
-                for group in [steps] if grouped and steps else [[b] for b in steps]:
-                    model = self.client.submit(
-                        train_steps,
-                        model,
-                        self._estimator,
-                        dict(job.params),
-                        group,
-                        self.fit_params,
-                        self._classes,
-                        key=self._key("partial-fit"),
+                else:
+                    # Blocks read by the task itself: one task runs all the calls. Blocks spread
+                    # over workers: one task per call, each where its block is.
+                    grouped = not self.plan.held
+                    for group in [steps] if grouped and steps else [[b] for b in steps]:
+                        model = self.client.submit(
+                            train_steps,
+                            model,
+                            self._estimator,
+                            dict(job.params),
+                            group,
+                            self.fit_params,
+                            self._classes,
+                            key=self._key("partial-fit"),
+                        )
+                        self.n_tasks += 1
+                    parts = [
+                        self.client.submit(predict_parts, model, [b], key=self._key("predict"))
+                        for b in test
+                    ]
+                    score = self.client.submit(
+                        combine_scores, model, parts, self._scorer, key=self._key("score")
                     )
-                    self.n_tasks += 1
+                    self.n_tasks += len(parts) + 1
                 self.n_partial_fit_calls += len(steps)
-                old = self._models.get((job.trial_id, fold))
                 self._models[(job.trial_id, fold)] = model
                 if old is not None and old is not model:
                     old.release()
-                parts = [
-                    self.client.submit(predict_parts, model, [b], key=self._key("predict"))
-                    for b in test
-                ]
-                score = self.client.submit(
-                    combine_scores, model, parts, self._scorer, key=self._key("score")
-                )
-                self.n_tasks += len(parts) + 1
                 flight.scores.append(score)
                 self._flights[score.key] = (flight, fold)
                 self._ac.add(score)
