@@ -1008,19 +1008,10 @@ def _with_defaults(doc: Mapping[str, Any]) -> dict[str, Any]:
             "param_distributions": search["param_distributions"],
             "random_state": _int(search.get("random_state")),
         }
-        defaults: dict[str, Any] = {
-            "n_iter": 10,
-            "n_trials": 50,
-            "sampler": "tpe",
-            "n_candidates": "exhaust",
-            "max_budget": None,
-            "min_budget": None,
-            "reduction_factor": 3,
-            "resource": "auto",
-        }
+        fields = SPEC_SCHEMA["properties"]["search"]["properties"]
         for field, types in _FIELD_TYPES.items():
-            if kind in types:
-                search_out[field] = _int(search.get(field, defaults[field]))
+            if kind in types:  # the schema's default (none: null) when the spec leaves it out
+                search_out[field] = _int(search.get(field, fields[field].get("default")))
 
     data = doc["data"]
     if "loader" in data:
