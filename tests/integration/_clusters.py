@@ -42,12 +42,6 @@ def local_reference(client, grid: dict | None = None) -> dict:
     return _references[key]
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
 @contextlib.contextmanager
 def closed_port(host: str = "127.0.0.1") -> Iterator[int]:
     """A port that refuses connections for as long as the block runs: bound by this process but never
@@ -57,6 +51,12 @@ def closed_port(host: str = "127.0.0.1") -> Iterator[int]:
     with socket.socket() as s:
         s.bind((host, 0))
         yield int(s.getsockname()[1])
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port for a server the test starts (free when picked, released on return)."""
+    with closed_port(host) as port:
+        return port
 
 
 def wait_port(host: str, port: int, timeout: float = 15.0) -> None:
