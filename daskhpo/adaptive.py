@@ -42,6 +42,7 @@ from .execution.incremental import StreamingExecutor, plan_blocks, plan_labels
 from .execution.streaming import train_steps
 from .execution.tasks import SAMPLES_KEY, SearchContext, UnitOutcome, refit
 from .progress import ProgressBar
+from .registry import register_search
 from .search import _DaskSearchMixin
 from .store import SQLiteStore, open_store, result_from_json
 from .strategies.adaptive import ASHA, Hyperband, Incremental, RandomSource, SuccessiveHalving
@@ -698,6 +699,7 @@ _COMMON_DOC = """
 """
 
 
+@register_search("halving")
 class SuccessiveHalvingSearchCV(_AdaptiveSearchCV):
     """Successive halving over ``n_candidates`` random candidates, with a barrier at every rung.
 
@@ -796,6 +798,7 @@ class SuccessiveHalvingSearchCV(_AdaptiveSearchCV):
         self.n_candidates_ = list(getattr(self._strategy, "n_candidates", []))
 
 
+@register_search("hyperband")
 class HyperbandSearchCV(_AdaptiveSearchCV):
     """Hyperband (Li et al. 2018): brackets of successive halving that trade the number of candidates
     against the budget each starts with. Brackets run side by side, each with its own rung barrier.
@@ -859,6 +862,7 @@ class HyperbandSearchCV(_AdaptiveSearchCV):
         )
 
 
+@register_search("asha")
 class ASHASearchCV(_AdaptiveSearchCV):
     """Asynchronous successive halving (Li et al. 2020): a trial moves up a rung as soon as it is in the
     top ``1/reduction_factor`` of the trials finished at its rung, with no barrier, so no worker waits
@@ -928,6 +932,7 @@ class ASHASearchCV(_AdaptiveSearchCV):
         )
 
 
+@register_search("incremental")
 class IncrementalSearchCV(_AdaptiveSearchCV):
     """Train every candidate in steps of ``step`` budget, scoring after each; a candidate stops when its
     score has not improved by more than ``tol`` for ``patience`` scores, or at ``max_budget``.
@@ -1000,6 +1005,7 @@ class IncrementalSearchCV(_AdaptiveSearchCV):
         )
 
 
+@register_search("bohb")
 class BOHBSearchCV(HyperbandSearchCV):
     """BOHB (Falkner et al. 2018): Hyperband whose candidates come from Optuna's TPE sampler fitted on
     the results of the largest budget with enough of them (a share ``random_fraction`` stays random).

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from .exceptions import InvalidSearchError, InvalidSearchTypeError
+from .registry import register_search
 from .search import _DaskSearchMixin
 from .strategies.base import Result
 from .strategies.bayes import SAMPLERS, TIMING_OBJECTIVES, BayesStrategy, check_sampler
@@ -25,6 +26,7 @@ __all__ = ["BayesSearchCV"]
 _DIRECTIONS = ("maximize", "minimize")
 
 
+@register_search("bayes")
 class BayesSearchCV(_DaskSearchMixin):
     """Sequential model-based (Bayesian) search, evaluated on a Dask cluster.
 

@@ -37,6 +37,7 @@ from .exceptions import FitFailedError, InvalidSearchError, InvalidSearchTypeErr
 from .execution.executor import DaskExecutor, params_token
 from .execution.tasks import SearchContext, UnitOutcome, refit
 from .progress import ProgressBar
+from .registry import register_search
 from .store import SQLiteStore, open_store, result_from_json
 from .strategies.base import Result
 from .strategies.candidates import CandidateList, GridStrategy, RandomStrategy
@@ -701,6 +702,7 @@ def _group_errors(errors: list[str]) -> str:
     )
 
 
+@register_search("grid")
 class GridSearchCV(_DaskSearchMixin):
     """Exhaustive search over a parameter grid, evaluated on a Dask cluster.
 
@@ -805,6 +807,7 @@ class GridSearchCV(_DaskSearchMixin):
         return GridStrategy(self.param_grid)
 
 
+@register_search("random")
 class RandomizedSearchCV(_DaskSearchMixin):
     """Randomized search over parameter distributions, evaluated on a Dask cluster.
 
