@@ -11,9 +11,7 @@ the same from the command line.
 
 from __future__ import annotations
 
-import argparse
 import math
-import sys
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -24,7 +22,7 @@ import numpy as np
 
 from .exceptions import InvalidSearchError, InvalidSearchTypeError
 
-__all__ = ["load", "StoredSearch", "add_resume_command", "positive_seconds"]
+__all__ = ["load", "StoredSearch"]
 
 _PREFIX = "sqlite:///"
 
@@ -310,76 +308,3 @@ class StoredSearch:
         search = build_search(self.document, client=client, storage=self.storage, **settings)
         X, y = load_data(self.document)
         return search.fit(X, y, resume=True)
-
-
-# -- the command line ------------------------------------------------------------------------------
-def positive_seconds(text: str) -> float:
-    """An argparse type: a positive, finite number of seconds."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not 0 < value < math.inf:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a positive number of seconds (such as 600)"
-        )
-    return value
-
-
-def _cmd_resume(args: argparse.Namespace) -> int:
-    from .exceptions import DaskHPOError
-
-    extra: dict[str, Any] = {"verbose": 1}
-    if args.trial_timeout is not None:
-        extra["trial_timeout"] = args.trial_timeout
-    try:
-        stored = load(args.name, args.storage)
-        print(
-            f"daskhpo resume: search {args.name!r} ({stored.status}, {stored.n_trials} trials "
-            "stored)",
-            file=sys.stderr,
-        )
-        search = stored.resume(client=args.cluster, **extra)
-    except DaskHPOError as exc:
-        print(f"daskhpo resume: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(
-            f"daskhpo resume: continue with: daskhpo resume {args.name} --storage {args.storage}",
-            file=sys.stderr,
-        )
-        return 130
-    print(
-        f"search {args.name!r}: best score {search.best_score_:.6g} with {search.best_params_} "
-        f"({search.stats_['trials_replayed']} trials read from the store, "
-        f"{search.stats_['units_computed']} fits computed)"
-    )
-    print(f"results: daskhpo results {args.name} --storage {args.storage}")
-    return 0
-
-
-def add_resume_command(sub: Any) -> None:
-    """Register ``daskhpo resume`` on the CLI's subparsers."""
-    parser = sub.add_parser(
-        "resume",
-        help="continue a search started with 'daskhpo run', from its store alone",
-        description="Continue the search NAME that 'daskhpo run SPEC --storage ...' started, from "
-        "the spec stored with it (the spec file is not needed): trials already stored are read "
-        "back, the others run, and the best candidate is refitted. The stored spec names Python "
-        "import paths: only resume searches you trust.",
-    )
-    parser.add_argument("name", help="the search's name in the store (see 'daskhpo status')")
-    parser.add_argument("--storage", required=True, help="the store, such as sqlite:///runs.db")
-    parser.add_argument(
-        "--cluster",
-        default=None,
-        help="scheduler address such as tcp://host:8786 (default: embedded)",
-    )
-    parser.add_argument(
-        "--trial-timeout",
-        type=positive_seconds,
-        default=None,
-        metavar="SECONDS",
-        help="stop and record as failed any fit running longer (default: the spec's trial_timeout)",
-    )
-    parser.set_defaults(func=_cmd_resume)

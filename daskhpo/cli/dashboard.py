@@ -1,4 +1,4 @@
-"""The ``daskhpo dashboard`` and ``daskhpo report`` commands (registered by :mod:`daskhpo.cli`)."""
+"""``daskhpo dashboard`` and ``daskhpo report``: the live search page, and its standalone HTML copy."""
 
 from __future__ import annotations
 
@@ -7,23 +7,20 @@ import sys
 import time
 from typing import Any
 
+from .common import open_existing, sqlite_path
+
 __all__ = ["add_dashboard_commands", "cmd_dashboard", "cmd_report"]
 
 
-def _sqlite_path(storage: str) -> str:
-    return storage[len("sqlite:///") :]
-
-
 def cmd_dashboard(args: argparse.Namespace) -> int:
-    from ..cli import _open_existing
-    from .server import serve_file
+    from ..dashboard.server import serve_file
 
-    store = _open_existing(args.storage, args.name)  # exits with a message if there is nothing
+    store = open_existing(args.storage, args.name)  # exits with a message if there is nothing
     names = [s["name"] for s in store.searches()]
     store.close()
     try:
         server = serve_file(
-            _sqlite_path(args.storage), host=args.host, port=args.port, interval=args.interval
+            sqlite_path(args.storage), host=args.host, port=args.port, interval=args.interval
         )
     except OSError as exc:
         print(
@@ -34,7 +31,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
         return 2
     url = server.url(args.name)
     print(
-        f"daskhpo dashboard: {len(names)} search(es) in {_sqlite_path(args.storage)} at {url}",
+        f"daskhpo dashboard: {len(names)} search(es) in {sqlite_path(args.storage)} at {url}",
         flush=True,
     )
     print("(Ctrl-C to stop)", file=sys.stderr, flush=True)
@@ -49,10 +46,9 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from ..cli import _open_existing
-    from .report import save_report
+    from ..dashboard.report import save_report
 
-    store = _open_existing(args.storage, args.name)
+    store = open_existing(args.storage, args.name)
     out = save_report(store, args.html, name=args.name, cdn=args.cdn)
     print(f"wrote {out}: {len(store)} evaluations of search {args.name!r}")
     return 0
