@@ -1,7 +1,26 @@
 """Search strategies: pure ask/tell algorithms with no dask import."""
 
-from .adaptive import ASHA, Hyperband, Incremental, ListSource, RandomSource, SuccessiveHalving
-from .base import Job, Result, Status, Strategy
+from .adaptive import (
+    ASHA,
+    CandidateSource,
+    Hyperband,
+    Incremental,
+    LearningSource,
+    ListSource,
+    RandomSource,
+    SuccessiveHalving,
+)
+from .base import (
+    Counting,
+    Describing,
+    Enumerated,
+    Job,
+    Releasing,
+    Result,
+    SlotAware,
+    Status,
+    Strategy,
+)
 from .candidates import CandidateList, GridStrategy, RandomStrategy
 
 __all__ = [
@@ -9,9 +28,16 @@ __all__ = [
     "Result",
     "Status",
     "Strategy",
+    "Releasing",
+    "Describing",
+    "Counting",
+    "SlotAware",
+    "Enumerated",
     "CandidateList",
     "GridStrategy",
     "RandomStrategy",
+    "CandidateSource",
+    "LearningSource",
     "RandomSource",
     "ListSource",
     "SuccessiveHalving",

@@ -13,8 +13,15 @@ same jobs and take the same decisions whatever the order results arrive in, i.e.
 workers. Telling stored results before the first ``ask`` (replay) makes them skip the jobs already told,
 which is how a search resumes.
 
-Candidates come from a *source*: :class:`RandomSource` (scikit-learn's ``ParameterSampler`` draws,
-sequentially from one generator) or :class:`ListSource` (a fixed list).
+Candidates come from a *source* (:class:`CandidateSource`): :class:`RandomSource` (scikit-learn's
+``ParameterSampler`` draws, sequentially from one generator), :class:`ListSource` (a fixed list), or a
+source that learns from the results it is told (:class:`LearningSource`, such as BOHB's
+:class:`~daskhpo.strategies.bohb.TPESource`). Every strategy tells its source each new result. A source
+that does not learn is drawn from when the strategy is built (its draws do not depend on when they are
+made); a source that learns is drawn from when a bracket opens, and Hyperband then opens its brackets
+one after the other, so each one learns from those before: Hyperband over a TPE source is BOHB.
+
+Every strategy here pickles (a fitted search keeps its strategy): no lambdas, no generators.
 """
 
 from __future__ import annotations
@@ -31,10 +38,11 @@ from sklearn.model_selection import ParameterGrid, ParameterSampler
 
 from ..exceptions import InvalidSearchError, InvalidSearchTypeError
 from ..space import _rng, normalize_distributions
-from .base import Job, Result, Status
+from .base import Describing, Job, Result, Status, params_signature
 
 __all__ = [
     "CandidateSource",
+    "LearningSource",
     "RandomSource",
     "ListSource",
     "SuccessiveHalving",
@@ -51,14 +59,43 @@ Budget = int | float
 
 @runtime_checkable
 class CandidateSource(Protocol):
-    """Where an adaptive strategy gets its candidates: ``sample(n)`` returns the next ``n``."""
+    """Where an adaptive strategy gets its candidates.
 
-    def sample(self, n: int) -> list[dict[str, Any]]: ...
+    ``sample(n, trial_ids)`` returns the next ``n`` candidates, which become the trials ``trial_ids``
+    (strategies pass the ids to a :class:`LearningSource` only); ``tell(result)`` hands on every
+    new result of the strategy (a source that does not learn ignores it).
+    """
+
+    def sample(self, n: int, trial_ids: Sequence[int] | None = None) -> list[dict[str, Any]]: ...
+
+    def tell(self, result: Result) -> None: ...
 
     @property
     def distinct_left(self) -> int | None:
         """How many more candidates can be drawn without repeating one (``None``: no limit)."""
         ...
+
+
+@runtime_checkable
+class LearningSource(CandidateSource, Protocol):
+    """A source whose candidates depend on the results it was told (BOHB's TPE source).
+
+    A strategy draws from it as late as it can (Hyperband: when a bracket opens, one bracket after the
+    other) and always with the trial ids the candidates become. A stored trial replayed before its
+    bracket opened keeps its stored candidate: ``restore`` maps the stored JSON stand-ins back to the
+    space's own objects. ``signature`` describes the source's settings (its draws are not known ahead).
+    """
+
+    def restore(self, params: Mapping[str, Any]) -> dict[str, Any]: ...
+
+    def signature(self) -> Any: ...
+
+
+def _sample(source: CandidateSource, trial_ids: Sequence[int]) -> list[dict[str, Any]]:
+    """Candidates for ``trial_ids``: a source that learns is given the ids, any other only the count."""
+    if isinstance(source, LearningSource):
+        return source.sample(len(trial_ids), trial_ids=list(trial_ids))
+    return source.sample(len(trial_ids))
 
 
 class RandomSource:
@@ -91,15 +128,8 @@ class RandomSource:
             not hasattr(v, "rvs") for d in self.param_distributions for v in d.values()
         )
         self._n_drawn = 0
-        if self._all_lists:
-            self._grid: ParameterGrid | None = ParameterGrid(self.param_distributions)
-            self._order: list[int] = []
-        else:
-            self._grid = None
-            # ParameterSampler's generator is lazy: a huge n_iter gives an endless stream.
-            self._stream = iter(
-                ParameterSampler(self.param_distributions, n_iter=2**62, random_state=self._rng)
-            )
+        self._grid = ParameterGrid(self.param_distributions) if self._all_lists else None
+        self._order: list[int] = []
 
     @property
     def n_drawn(self) -> int:
@@ -112,19 +142,26 @@ class RandomSource:
             return None
         return max(0, len(self._grid) - self._n_drawn)
 
-    def sample(self, n: int) -> list[dict[str, Any]]:
-        """The next ``n`` candidates."""
+    def sample(self, n: int, trial_ids: Sequence[int] | None = None) -> list[dict[str, Any]]:
+        """The next ``n`` candidates (``trial_ids`` is not needed: the draws do not learn)."""
         _check_count(n, "n")
         out: list[dict[str, Any]] = []
-        for _ in range(n):
-            if self._grid is not None:
+        if self._grid is None:
+            # ParameterSampler draws each candidate from the generator it is given and keeps no other
+            # state, so one sampler per call draws what one endless sampler would (and the source holds
+            # no generator object, which pickle could not save).
+            sampler = ParameterSampler(self.param_distributions, n_iter=n, random_state=self._rng)
+            out = [dict(p) for p in sampler]
+        else:
+            for _ in range(n):
                 if not self._order:
                     self._order = [int(i) for i in self._rng.permutation(len(self._grid))][::-1]
                 out.append(dict(self._grid[self._order.pop()]))
-            else:
-                out.append(dict(next(self._stream)))
-            self._n_drawn += 1
+        self._n_drawn += n
         return out
+
+    def tell(self, result: Result) -> None:
+        """Random draws do not learn: results are ignored."""
 
 
 class ListSource:
@@ -148,7 +185,7 @@ class ListSource:
     def distinct_left(self) -> int:
         return len(self.candidates) - self._next
 
-    def sample(self, n: int) -> list[dict[str, Any]]:
+    def sample(self, n: int, trial_ids: Sequence[int] | None = None) -> list[dict[str, Any]]:
         """The next ``n`` candidates of the list."""
         _check_count(n, "n")
         if n > self.distinct_left:
@@ -159,6 +196,9 @@ class ListSource:
         out = [dict(c) for c in self.candidates[self._next : self._next + n]]
         self._next += n
         return out
+
+    def tell(self, result: Result) -> None:
+        """A fixed list does not learn: results are ignored."""
 
 
 # -- helpers ----------------------------------------------------------------------------------------
@@ -293,9 +333,27 @@ def _planned_budget(budgets: Sequence[Budget], counts: Sequence[int]) -> Budget:
     return spent
 
 
-def _keep_planned(counts: Sequence[int]) -> Callable[[int, int], int]:
-    """Promote as many as the next rung plans (Hyperband's ``floor(n * eta**-(i + 1))``)."""
-    return lambda rung, _size: counts[rung + 1]
+class _KeepPlanned:
+    """Promote as many as the next rung plans (Hyperband's ``floor(n * eta**-(i + 1))``).
+
+    The promotion rules are small classes rather than closures so that strategies pickle.
+    """
+
+    def __init__(self, counts: Sequence[int]) -> None:
+        self.counts = [int(c) for c in counts]
+
+    def __call__(self, rung: int, size: int) -> int:
+        return self.counts[rung + 1]
+
+
+class _KeepShare:
+    """Promote ``ceil(size / factor)`` of a rung (scikit-learn's successive halving)."""
+
+    def __init__(self, factor: Any) -> None:
+        self.factor = factor
+
+    def __call__(self, rung: int, size: int) -> int:
+        return math.ceil(size / self.factor)
 
 
 # -- synchronous successive halving (one bracket) ---------------------------------------------------
@@ -351,7 +409,8 @@ class _SyncBracket:
             )
         return jobs
 
-    def tell(self, result: Result) -> None:
+    def tell(self, result: Result) -> bool:
+        """Record a result; False when the same job was told before (the first one counts)."""
         rung, tid = result.job.rung, result.trial_id
         if not 0 <= rung < len(self.budgets):
             raise ValueError(
@@ -364,11 +423,12 @@ class _SyncBracket:
                 "hold: the result belongs to another search."
             )
         if tid in self.results[rung]:
-            return  # the same job told twice (e.g. stored twice): the first one counts
+            return False  # the same job told twice (e.g. stored twice): the first one counts
         self.results[rung][tid] = result
         if not _rankable(result):
             self.done_trials.add(tid)
         self._advance()
+        return True
 
     def _advance(self) -> None:
         while not self.finished:
@@ -417,10 +477,38 @@ class _SyncBracket:
 
 
 class _Bracketed:
-    """Shared ask/tell plumbing of the strategies made of synchronous brackets."""
+    """Shared ask/tell plumbing of the strategies made of synchronous brackets.
 
+    Trial ids are ``0 .. n_total - 1``, numbered bracket after bracket. ``_params`` holds the
+    candidates drawn (or restored) so far; with a source that does not learn, all are drawn when the
+    strategy is built; with one that learns, a bracket draws when it opens (its first ``ask``), and
+    the next bracket opens only once the open ones have no job to hand out.
+    """
+
+    source: CandidateSource
     _brackets: list[_SyncBracket]
     _params: dict[int, dict[str, Any]]
+    _n_total: int
+
+    def _start(self, source: CandidateSource) -> None:
+        """Take the source (called once the brackets are built)."""
+        self.source: CandidateSource = source
+        self._learning: LearningSource | None = (
+            source if isinstance(source, LearningSource) else None
+        )
+        self._drawn: set[int] = set()  # brackets whose every trial has its candidate
+        self._opened: set[int] = set()  # brackets asked or told a result
+        if self._learning is None:
+            for bracket in self._brackets:
+                self._draw(bracket)
+
+    def _draw(self, bracket: _SyncBracket) -> None:
+        """Candidates for the trials of ``bracket`` that have none yet (restored ones keep theirs)."""
+        if bracket.id in self._drawn:
+            return
+        missing = [t for t in bracket.members[0] if t not in self._params]
+        self._params.update(zip(missing, _sample(self.source, missing), strict=True))
+        self._drawn.add(bracket.id)
 
     def _bracket_of(self, result: Result) -> _SyncBracket:
         for bracket in self._brackets:
@@ -432,18 +520,54 @@ class _Bracketed:
         )
 
     def ask(self, n: int) -> list[Job]:
-        """Up to ``n`` jobs from every bracket with work, the first (most aggressive) bracket first."""
+        """Up to ``n`` jobs from every bracket with work, the first (most aggressive) bracket first.
+
+        With a source that learns, a bracket not opened yet opens only when the ones before gave no job.
+        """
         jobs: list[Job] = []
         for bracket in self._brackets:
             if len(jobs) >= n:
                 break
+            if self._learning is not None and jobs and bracket.id not in self._opened:
+                break
+            self._opened.add(bracket.id)
+            self._draw(bracket)
             jobs += bracket.ask(n - len(jobs))
         return jobs
 
     def tell(self, result: Result) -> None:
-        if result.trial_id not in self._params:
-            raise ValueError(f"result for unknown trial {result.trial_id}")
-        self._bracket_of(result).tell(result)
+        tid = result.trial_id
+        if not 0 <= tid < self._n_total:
+            raise ValueError(f"result for unknown trial {tid}")
+        bracket = self._bracket_of(result)
+        new = bracket.tell(result)
+        if tid not in self._params:
+            # A stored result for a bracket that has not drawn yet (only a source that learns leaves
+            # one undrawn): its candidate is the stored one, and the bracket counts as open.
+            self._params[tid] = dict(result.job.params)
+        self._opened.add(bracket.id)
+        if new:
+            self.source.tell(result)
+
+    def restore(self, trial_id: int, params: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The candidate of trial ``trial_id``, or ``None`` if the search has no such trial.
+
+        For a trial whose bracket has not drawn yet (a source that learns), the stored ``params``
+        become its candidate, mapped to the space's own objects by the source.
+        """
+        if not 0 <= trial_id < self._n_total:
+            return None
+        if trial_id not in self._params and self._learning is not None:
+            self._params[trial_id] = self._learning.restore(params)
+        return self._params[trial_id]
+
+    def signature(self) -> list[Any]:
+        """The rung schedule of every bracket, and the candidates (or the learning source's settings)."""
+        schedule = [[b.id, list(b.budgets), list(b.planned)] for b in self._brackets]
+        if self._learning is not None:
+            return [type(self).__name__, schedule, self._learning.signature()]
+        candidates = [params_signature(self._params[t]) for t in range(self._n_total)]
+        return [type(self).__name__, schedule, candidates]
 
     @property
     def done(self) -> bool:
@@ -466,12 +590,15 @@ class _Bracketed:
         brackets = [b.metadata() for b in self._brackets]
         for b in brackets:
             b["planned_is_upper_bound"] = False
-        return {
+        meta = {
             "strategy": type(self).__name__,
             "reduction_factor": _plain(self.reduction_factor),  # type: ignore[attr-defined]
             "brackets": brackets,
             "totals": _totals(brackets, exact=True),
         }
+        if isinstance(self.source, Describing):
+            meta.update(self.source.metadata())
+        return meta
 
 
 class SuccessiveHalving(_Bracketed):
@@ -489,7 +616,7 @@ class SuccessiveHalving(_Bracketed):
 
     Parameters
     ----------
-    source : RandomSource or ListSource
+    source : CandidateSource
         Gives the ``n_candidates`` candidates (drawn when the strategy is built; trial ids 0..n-1).
     n_candidates : int or 'exhaust'
         Number of candidates at the first rung; ``'exhaust'`` uses ``max_budget // min_budget`` as
@@ -540,17 +667,12 @@ class SuccessiveHalving(_Bracketed):
         planned = [n]
         for _ in range(1, self.n_iterations):
             planned.append(math.ceil(planned[-1] / factor))
-        self._params = dict(enumerate(source.sample(n)))
+        self._params = {}
+        self._n_total = n
         self._brackets = [
-            _SyncBracket(
-                0,
-                list(range(n)),
-                self._params,
-                budgets,
-                planned,
-                lambda _rung, size: math.ceil(size / factor),
-            )
+            _SyncBracket(0, list(range(n)), self._params, budgets, planned, _KeepShare(factor))
         ]
+        self._start(source)
 
     @property
     def n_resources(self) -> list[Budget]:
@@ -574,15 +696,20 @@ class Hyperband(_Bracketed):
     ``r = R * eta**-s``; its rung ``i`` holds the best ``floor(n * eta**-i)`` at budget ``r * eta**i``
     (rounded down to an int when both bounds are ints), up to ``R`` at rung ``s``. Every bracket has its own
     rung barrier; brackets are independent and run side by side: ``ask`` hands out jobs from every
-    bracket that has work, the most aggressive one (``s_max``) first. The candidates of all brackets are
-    drawn when the strategy is built, in bracket order, so trial ids are unique across brackets and the
-    whole search is decided by the seed and the scores. ``Job.bracket`` is ``s``.
+    bracket that has work, the most aggressive one (``s_max``) first. Trial ids are numbered bracket
+    after bracket, so they are unique across brackets. With a source that does not learn, the candidates
+    of all brackets are drawn when the strategy is built, in bracket order, and the whole search is
+    decided by the seed and the scores. With a :class:`LearningSource` a bracket draws its candidates
+    when it opens, and the next bracket opens only when the open ones have no job to hand out (they wait
+    at a rung barrier), so every bracket learns from what the ones before found: that is BOHB
+    (:class:`~daskhpo.strategies.bohb.BOHB`). ``Job.bracket`` is ``s``.
 
     Which evaluations pick the best: those at ``max_budget`` (the last rung of every bracket).
 
     Parameters
     ----------
-    source : RandomSource or ListSource
+    source : CandidateSource
+        :class:`RandomSource`, :class:`ListSource` or a :class:`LearningSource`.
     max_budget : int or float
     min_budget : int or float, default=1
     reduction_factor : int or float, default=3
@@ -624,7 +751,8 @@ class Hyperband(_Bracketed):
                 UserWarning,
                 stacklevel=2,
             )
-        self._params = dict(enumerate(source.sample(total)))
+        self._params = {}
+        self._n_total = total
         self._brackets = []
         first = 0
         for s, rungs in table.items():
@@ -636,10 +764,11 @@ class Hyperband(_Bracketed):
                     self._params,
                     [b for _, b in rungs],
                     counts,
-                    _keep_planned(counts),
+                    _KeepPlanned(counts),
                 )
             )
             first += counts[0]
+        self._start(source)
 
     def bracket_table(self) -> dict[int, list[tuple[int, Budget]]]:
         """Per bracket ``s`` (``s_max`` first), the planned ``(n_i, r_i)`` of each rung."""
@@ -679,7 +808,7 @@ class ASHA:
 
     Parameters
     ----------
-    source : RandomSource or ListSource
+    source : CandidateSource
     n_trials : int
         Number of candidates to start (capped, with a warning, to the distinct candidates available).
     max_budget : int or float
@@ -717,7 +846,8 @@ class ASHA:
         ]
         self.budgets.append(_plain(max_budget))
         self.n_trials = _distinct_cap(source, n, "n_trials")
-        self._params = dict(enumerate(source.sample(self.n_trials)))
+        self.source: CandidateSource = source
+        self._params = dict(enumerate(_sample(source, range(self.n_trials))))
         self._eta = _frac(eta)
         self._results: list[dict[int, Result]] = [{} for _ in self.budgets]
         self._asked: list[set[int]] = [set() for _ in self.budgets]
@@ -792,6 +922,16 @@ class ASHA:
         for k in range(rung):
             self._promoted[k].add(tid)
         self._promotable_cache = None
+        self.source.tell(result)
+
+    def restore(self, trial_id: int, params: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The candidate of trial ``trial_id``, or ``None`` if the search has no such trial."""
+        return self._params.get(trial_id)
+
+    def signature(self) -> list[Any]:
+        """The rung budgets, the early-stopping rate and every candidate."""
+        candidates = [params_signature(self._params[t]) for t in range(self.n_trials)]
+        return ["ASHA", list(self.budgets), self.min_early_stopping_rate, candidates]
 
     @property
     def done(self) -> bool:
@@ -865,7 +1005,7 @@ class Incremental:
 
     Parameters
     ----------
-    source : RandomSource or ListSource
+    source : CandidateSource
     n_candidates : int
     max_budget : int or float
     step : int or float, default=1
@@ -899,7 +1039,10 @@ class Incremental:
             _budget(min((j + 1) * _frac(step), _frac(max_budget)), integral) for j in range(n_steps)
         ]
         self.n_candidates: int = _distinct_cap(source, n, "n_candidates")
-        self._params: dict[int, dict[str, Any]] = dict(enumerate(source.sample(self.n_candidates)))
+        self.source: CandidateSource = source
+        self._params: dict[int, dict[str, Any]] = dict(
+            enumerate(_sample(source, range(self.n_candidates)))
+        )
         self._results: dict[int, dict[int, Result]] = {t: {} for t in self._params}
         self._asked: list[set[int]] = [set() for _ in self.budgets]
         self._in_flight: dict[int, int] = {}
@@ -973,6 +1116,16 @@ class Incremental:
             return
         self._results[tid][rung] = result
         self._update(tid)
+        self.source.tell(result)
+
+    def restore(self, trial_id: int, params: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The candidate of trial ``trial_id``, or ``None`` if the search has no such trial."""
+        return self._params.get(trial_id)
+
+    def signature(self) -> list[Any]:
+        """The step budgets, the stopping rule and every candidate."""
+        candidates = [params_signature(self._params[t]) for t in range(self.n_candidates)]
+        return ["Incremental", list(self.budgets), self.patience, self.tol, candidates]
 
     def finished_trials(self) -> list[int]:
         """Trials that will never be asked again (their models can be released)."""

@@ -1,6 +1,7 @@
-"""Records exchanged in the search loop and the :class:`Strategy` protocol.
+"""Records exchanged in the search loop, the :class:`Strategy` protocol and its optional capabilities.
 
-No dask import here: a strategy is tested by feeding it results by hand.
+No dask import here: a strategy is tested by feeding it results by hand. The loop asks for a capability
+with ``isinstance(strategy, Releasing)`` (and so on), never by probing attributes.
 """
 
 from __future__ import annotations
@@ -10,7 +11,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["Job", "Result", "Status", "Strategy"]
+__all__ = [
+    "Job",
+    "Result",
+    "Status",
+    "Strategy",
+    "Releasing",
+    "Describing",
+    "Counting",
+    "SlotAware",
+    "Enumerated",
+    "params_signature",
+]
 
 
 class Status(enum.Enum):
@@ -68,6 +80,8 @@ class Strategy(Protocol):
 
     ``ask(n)`` returns up to ``n`` new jobs (an empty list means: wait for results), ``tell`` takes a
     finished result, and ``done`` is true once no job will ever be asked again and all were told.
+    ``restore`` and ``signature`` serve resuming: the loop fingerprints a search with ``signature()``
+    and maps each stored trial back to the strategy's own parameter objects with ``restore``.
     """
 
     def ask(self, n: int) -> list[Job]: ...
@@ -81,3 +95,61 @@ class Strategy(Protocol):
     def n_planned(self) -> int | None:
         """Number of jobs the strategy expects to run in all, if known (for progress bars)."""
         ...
+
+    def restore(self, trial_id: int, params: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        """This search's own params object for stored trial ``trial_id`` (``params``: its JSON
+        stand-ins), or ``None`` when the trial does not belong to this search (it is skipped)."""
+        ...
+
+    def signature(self) -> Any:
+        """Which candidates the strategy runs, as plain data ``dask.base.tokenize`` hashes the same
+        way in every process (lists, tuples, numbers, strings and the candidates' own values)."""
+        ...
+
+
+@runtime_checkable
+class Releasing(Protocol):
+    """A strategy that says which trials it will never ask again (their models may be dropped)."""
+
+    def finished_trials(self) -> list[int]: ...
+
+
+@runtime_checkable
+class Describing(Protocol):
+    """A strategy with a JSON-safe description of its plan and progress (the search's ``metadata_``)."""
+
+    def metadata(self) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class Counting(Protocol):
+    """A strategy with counters of its own (merged into the search's ``stats_``)."""
+
+    @property
+    def stats(self) -> Mapping[str, Any]: ...
+
+
+@runtime_checkable
+class SlotAware(Protocol):
+    """A strategy that adapts to the number of evaluations the cluster runs at once.
+
+    ``set_slots`` is called once the cluster is known, before the first ``ask``.
+    """
+
+    def set_slots(self, n_slots: int) -> None: ...
+
+
+@runtime_checkable
+class Enumerated(Protocol):
+    """A strategy whose every candidate is known up front (grid and random search)."""
+
+    candidates: list[dict[str, Any]]
+
+
+def params_signature(params: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """A candidate as ``(name, value)`` pairs in name order: what ``signature()`` lists per candidate.
+
+    The values stay the objects themselves, so ``dask.base.tokenize`` hashes them as it hashes any
+    parameter value (the executor's ``params_token`` does the same), whatever the order of the keys.
+    """
+    return [(str(k), params[k]) for k in sorted(params, key=str)]

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..space import grid_candidates, random_candidates
-from .base import Job, Result
+from .base import Job, Result, params_signature
 
 __all__ = ["CandidateList", "GridStrategy", "RandomStrategy"]
 
@@ -16,6 +16,7 @@ class CandidateList:
 
     There is no barrier and no feedback: ``tell`` only counts. Replaying stored results with ``tell``
     before the first ``ask`` skips the candidates already finished (used to resume a search).
+    Trial ``i`` is ``candidates[i]`` (the strategy is :class:`~daskhpo.strategies.base.Enumerated`).
     """
 
     def __init__(self, candidates: Sequence[Mapping[str, Any]]) -> None:
@@ -48,6 +49,16 @@ class CandidateList:
     @property
     def done(self) -> bool:
         return len(self._told) == len(self.candidates)
+
+    def restore(self, trial_id: int, params: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Candidate ``trial_id`` itself (the stored JSON ``params`` are not needed), or ``None``."""
+        if 0 <= trial_id < len(self.candidates):
+            return self.candidates[trial_id]
+        return None
+
+    def signature(self) -> list[Any]:
+        """Every candidate as ``(name, value)`` pairs in name order, in trial order."""
+        return ["candidates", [params_signature(c) for c in self.candidates]]
 
 
 class GridStrategy(CandidateList):
