@@ -13,6 +13,9 @@ finished trial is told back with ``study.tell()``. Three layers, each usable on 
 - :class:`BayesStrategy` is the :class:`~daskhpo.strategies.Strategy` of :class:`~daskhpo.BayesSearchCV`:
   it keeps at most ``max_in_flight`` trials running and asks a new one as soon as one is told.
 
+Everything pickles: the in-memory Optuna study (with its running trials) is saved as it is; only the
+reference to the ``optuna`` module is dropped and imported again on unpickling.
+
 Optuna is an optional dependency (``pip install "daskhpo[bayes]"``); it is imported when a strategy is
 built, never when daskhpo is imported. No dask import here.
 """
@@ -506,6 +509,23 @@ class OptunaSpace:
                     out[node.key] = node.distribution(optuna)
         return out
 
+    def restore(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """A stored configuration with the space's own objects in place of their JSON stand-ins.
+
+        Raises
+        ------
+        InvalidSearchError
+            If ``params`` is not a configuration of this space.
+        """
+        found = self.match(params)
+        if found is None:
+            raise InvalidSearchError(
+                f"the stored configuration {dict(params)!r} is not in {self.name}: resume with "
+                "the search space the search was started with, or pass another name= to start a new "
+                "search."
+            )
+        return found[0]
+
     # -- for checks and fingerprints ----------------------------------------------------------------
     def examples(self, limit: int = 200) -> list[dict[str, Any]]:
         """One configuration per combination of branches (at most ``limit``), for name checks."""
@@ -617,6 +637,15 @@ class OptunaSuggester:
         self.n_duplicates = 0
         self.n_duplicates_of_running = 0
         self.n_observed = 0
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        del state["optuna"]  # a module does not pickle
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.optuna = import_optuna()
 
     def _make_sampler(self, seed: int) -> Any:
         s = self.optuna.samplers
@@ -730,8 +759,9 @@ class BayesStrategy:
     objectives : sequence of (name, direction), optional
         What to optimize: metric names (or ``"fit_time"``/``"score_time"``) with ``"maximize"`` or
         ``"minimize"``. By default, maximize each result's ``score`` (the ranking metric).
-    max_in_flight : int
-        Trials evaluated at once (the search sets it to the cluster's worker threads).
+    max_in_flight : int, optional
+        Trials evaluated at once. ``None`` (default): one until :meth:`set_slots` gives the number of
+        evaluations the cluster runs at once; an explicit value is kept whatever ``set_slots`` says.
     """
 
     def __init__(
@@ -743,7 +773,7 @@ class BayesStrategy:
         sampler_options: Mapping[str, Any] | None = None,
         random_state: Any = None,
         objectives: Sequence[tuple[str, str]] | None = None,
-        max_in_flight: int = 1,
+        max_in_flight: int | None = None,
     ) -> None:
         count: Any = n_trials  # checked at run time: users pass anything
         if isinstance(count, bool) or not isinstance(count, numbers.Integral) or count <= 0:
@@ -764,13 +794,19 @@ class BayesStrategy:
             seed=base_seed(random_state),
             directions=directions,
         )
-        self.max_in_flight = max(1, int(max_in_flight))
+        self._explicit_in_flight = max_in_flight is not None
+        self.max_in_flight = 1 if max_in_flight is None else max(1, int(max_in_flight))
         self._next_id = 0
         self._n_told = 0
         self._told: set[int] = set()
         self.n_failed = 0
 
     # -- Strategy protocol --------------------------------------------------------------------------
+    def set_slots(self, n_slots: int) -> None:
+        """Run as many trials at once as the cluster has slots, unless ``max_in_flight`` was given."""
+        if not self._explicit_in_flight:
+            self.max_in_flight = max(1, int(n_slots))
+
     @property
     def n_planned(self) -> int:
         return self.n_trials
@@ -862,16 +898,26 @@ class BayesStrategy:
             [list(o) for o in self.objectives],
         ]
 
-    def restore(self, params: Mapping[str, Any]) -> dict[str, Any]:
-        """A stored trial's params with the space's own objects in place of their JSON stand-ins."""
-        found = self.space.match(params)
-        if found is None:
-            raise InvalidSearchError(
-                f"the stored configuration {dict(params)!r} is not in {self.space.name}: resume with "
-                "the search space the search was started with, or pass another name= to start a new "
-                "search."
-            )
-        return found[0]
+    def restore(
+        self, trial_id: int | Mapping[str, Any], params: Mapping[str, Any] | None = None
+    ) -> dict[str, Any] | None:
+        """Stored trial ``trial_id``'s params with the space's own objects in place of their JSON
+        stand-ins; ``None`` for a trial id outside ``0 .. n_trials - 1``.
+
+        ``restore(params)`` (one argument) is the older form, kept while facades still call it.
+
+        Raises
+        ------
+        InvalidSearchError
+            If ``params`` is not a configuration of the search space.
+        """
+        if params is None and isinstance(trial_id, Mapping):
+            return self.space.restore(trial_id)
+        if isinstance(trial_id, Mapping) or params is None:
+            raise TypeError("restore takes (trial_id, params)")
+        if not 0 <= int(trial_id) < self.n_trials:
+            return None
+        return self.space.restore(params)
 
 
 def check_sampler(sampler: Any, n_objectives: int) -> None:
