@@ -1,8 +1,8 @@
 """Searches described as YAML or JSON documents, for detached runs (``daskhpo run SPEC.yaml``).
 
 A spec names the estimator (or pipeline), the search space, the data and the scoring settings; this
-module validates it against :data:`SPEC_SCHEMA` (JSON Schema, Draft 2020-12), builds the
-:class:`~daskhpo.GridSearchCV` or :class:`~daskhpo.RandomizedSearchCV` it describes and loads its data::
+module validates it against :func:`spec_schema` (JSON Schema, Draft 2020-12), builds the search it
+describes (the facade class registered for its ``search.type``) and loads its data::
 
     name: digits-trees
     estimator:
@@ -21,15 +21,24 @@ Fields (defaults in brackets):
 - ``name`` [null]: the search's name in the store; null lets the search pick one.
 - ``estimator``: ``{class: IMPORT_PATH, params: {...} [{}]}`` or
   ``{pipeline: [{name: STEP, class: IMPORT_PATH, params: {...} [{}]}, ...]}``.
-- ``search``: ``{type: grid, param_grid: GRID}`` or ``{type: random, param_distributions: DISTS,
-  n_iter: INT [10], random_state: INT or null [null]}``; or a Bayesian or adaptive search over
-  ``DISTS`` with ``random_state``: ``{type: bayes, n_trials: INT [50], sampler: tpe|gp|cmaes|random
-  [tpe]}``, ``{type: halving, n_candidates: INT [exhaust]}``, ``{type: hyperband}``, ``{type: asha,
-  n_trials: INT [50]}``, the adaptive ones also with ``max_budget``, ``min_budget``,
-  ``reduction_factor`` [3] and ``resource`` [auto] (see :class:`daskhpo.HyperbandSearchCV`). ``GRID`` maps parameter names to non-empty
-  lists of values (or is a list of such mappings). In ``DISTS`` a value is a list, a dimension
-  ``{type: float|int, low: L, high: H, log: BOOL [false]}`` or ``{type: categorical, choices: [...]}``
-  (see :mod:`daskhpo.space`), or a ``scipy.stats`` distribution by name,
+- ``search``: ``{type: TYPE, param_grid: GRID, ...}`` for a type that enumerates a grid (``grid``),
+  or ``{type: TYPE, param_distributions: DISTS, ...}`` for one that samples (``random``, ``bayes``,
+  ``halving``, ``hyperband``, ``asha``, ``incremental``, ``bohb``, ...). The types are the classes
+  registered in :data:`daskhpo.registry.SEARCH_TYPES` (``grid`` is :class:`~daskhpo.GridSearchCV`,
+  ``bohb`` :class:`~daskhpo.BOHBSearchCV`); the further fields of a type are the keyword parameters
+  of its class, with the class's defaults (``sampler`` [tpe] excepted), except those set elsewhere:
+  the estimator, the space, the top-level settings below, and ``client``, ``cluster``, ``storage``,
+  ``name``, ``verbose``, ``n_jobs``, ``pre_dispatch`` (arguments of :func:`build_search`). So
+  ``{type: random, n_iter: INT [10], random_state: INT or null [null]}``, ``{type: bayes,
+  n_candidates: INT [50], sampler: tpe|gp|cmaes|random|nsga2|auto [tpe]}``, ``{type: halving,
+  n_candidates: INT or exhaust [exhaust]}``, ``{type: incremental, step: INT [1], patience: ...}``;
+  the adaptive types take ``max_budget``, ``min_budget``, ``reduction_factor`` and ``resource`` (see
+  :class:`daskhpo.HyperbandSearchCV`). A field another type takes is refused, naming the types that
+  take it. A parameter renamed with scikit-learn's pattern (old name defaulting to ``"deprecated"``,
+  such as ``n_trials`` for ``n_candidates``) is taken under both names. ``GRID`` maps parameter names
+  to non-empty lists of values (or is a list of such mappings). In ``DISTS`` a value is a list, a
+  dimension ``{type: float|int, low: L, high: H, log: BOOL [false]}`` or ``{type: categorical,
+  choices: [...]}`` (see :mod:`daskhpo.space`), or a ``scipy.stats`` distribution by name,
   ``{dist: loguniform, args: [1e-3, 1e2], kwargs: {} [{}]}``.
 - ``data``: ``{loader: IMPORT_PATH, kwargs: {...} [{}]}``, a function returning ``(X, y)`` or a Bunch
   (``data``, ``target``); or ``{file: PATH, format: csv|parquet|npz [from the extension], target:
@@ -63,6 +72,7 @@ loaded, unless ``base_dir=`` says otherwise).
 
 from __future__ import annotations
 
+import copy
 import difflib
 import functools
 import importlib
@@ -72,17 +82,32 @@ import math
 import os
 import pkgutil
 import re
+import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+# Importing the facade modules registers their search types (daskhpo.registry).
+from . import adaptive as _adaptive  # noqa: F401
+from . import bayes as _bayes  # noqa: F401
+from . import search as _search  # noqa: F401
 from .exceptions import InvalidSearchError
-from .search import GridSearchCV, RandomizedSearchCV
+from .registry import SEARCH_TYPES as _REGISTERED
 from .space import dimension_from_json
 
-__all__ = ["SPEC_SCHEMA", "SpecSource", "load_spec", "build_search", "load_data", "spec_to_json"]
+__all__ = [
+    "SPEC_SCHEMA",
+    "SEARCH_TYPES",
+    "SpecSource",
+    "spec_schema",
+    "load_spec",
+    "build_search",
+    "load_data",
+    "spec_to_json",
+]
 
 SpecSource = str | os.PathLike[str] | Mapping[str, Any]
 """What the functions of this module take: a spec file path, or a spec as a mapping."""
@@ -109,56 +134,299 @@ def _forbid(message: str) -> dict[str, Any]:
     return {"not": {}, "x-error": message}
 
 
-# Search types, and the facade each builds (grid first: the only one without param_distributions).
-SEARCH_TYPES = ("grid", "random", "bayes", "halving", "hyperband", "asha")
-_ADAPTIVE = ("halving", "hyperband", "asha")
-# The search fields that only some types take (grid's own exclusions are in the schema below).
-_FIELD_TYPES: dict[str, tuple[str, ...]] = {
-    "n_iter": ("random",),
-    "n_trials": ("bayes", "asha"),
-    "sampler": ("bayes",),
-    "n_candidates": ("halving",),
-    "max_budget": _ADAPTIVE,
-    "min_budget": _ADAPTIVE,
-    "reduction_factor": _ADAPTIVE,
-    "resource": _ADAPTIVE,
+# -- search types and their fields, from the registry ---------------------------------------------
+# A search type is a facade registered in daskhpo.registry; its fields are the keyword parameters of
+# the facade's constructor, except the estimator and the space (its first two parameters, given by
+# spec.estimator and spec.search.param_grid or param_distributions) and the parameters below.
+_TOP_LEVEL_SETTINGS = (
+    "scoring",
+    "refit",
+    "cv",
+    "error_score",
+    "return_train_score",
+    "trial_timeout",
+)
+"""Facade parameters set at the spec's top level (same meaning for every search type)."""
+_RUN_SETTINGS = ("client", "cluster", "storage", "name", "verbose", "n_jobs", "pre_dispatch")
+"""Facade parameters that say how and where to run: build_search's arguments, the command line's."""
+_SPACE_FIELDS = ("param_grid", "param_distributions")
+# scikit-learn's default for the old name of a renamed parameter: accepted, never filled in.
+_DEPRECATED = "deprecated"
+_REFUSED = "not allowed with this search type; only {types} use it"
+
+_COUNT = "a positive number of candidates"
+# The JSON Schema fragment of each search field, for every type that takes a field of that name. A
+# field missing here takes any value (its facade checks it). Annotations JSON Schema ignores:
+# "default" overrides the facade's own default for every type (leave it out to use each facade's);
+# "x-counts" marks the names a type may count its candidates by (a type taking two takes them as two
+# names of one parameter); "x-refused" maps the space field of a type refusing the field to the
+# message it shows instead of _REFUSED.
+_FIELD_SCHEMAS: dict[str, dict[str, Any]] = {
+    "param_grid": {
+        "description": "a mapping of parameter names to non-empty lists of values "
+        "(or a list of such mappings)",
+        "if": {"type": "array"},
+        "then": {"minItems": 1, "items": {"$ref": "#/$defs/grid"}},
+        "else": {"$ref": "#/$defs/grid"},
+    },
+    "param_distributions": {
+        "description": "a mapping of parameter names to lists, dimensions or "
+        "distributions (or a list of such mappings)",
+        "if": {"type": "array"},
+        "then": {"minItems": 1, "items": {"$ref": "#/$defs/distributions"}},
+        "else": {"$ref": "#/$defs/distributions"},
+    },
+    "n_iter": {
+        "type": "integer",
+        "minimum": 1,
+        "description": "a positive number of candidates to sample",
+        "x-counts": True,
+        "x-refused": {
+            "param_grid": "not allowed with type: {kind}, which tries every candidate; n_iter is "
+            "for {types}",
+            "param_distributions": "not allowed with this type; only {types} counts its "
+            "candidates with n_iter",
+        },
+    },
+    "n_trials": {
+        "type": "integer",
+        "minimum": 1,
+        "description": "a positive number of trials",
+        "x-counts": True,
+    },
+    "n_candidates": {
+        "anyOf": [{"type": "integer", "minimum": 1}, {"const": "exhaust"}],
+        "description": f"{_COUNT} to start with, or 'exhaust' (successive halving)",
+        "x-counts": True,
+    },
+    "random_state": {
+        "type": ["integer", "null"],
+        "minimum": 0,
+        "maximum": 2**32 - 1,
+        "description": "a seed (an integer from 0 to 2**32 - 1) or null",
+        "x-refused": {
+            "param_grid": "not allowed with type: {kind}, which draws nothing at random; "
+            "random_state is for {types}",
+        },
+    },
+    "sampler": {
+        "enum": ["tpe", "gp", "cmaes", "random", "nsga2", "auto"],
+        "default": "tpe",
+        "description": "'tpe', 'gp', 'cmaes', 'random', 'nsga2' or 'auto'",
+    },
+    "sampler_options": {
+        "type": ["object", "null"],
+        "description": "a mapping of keyword arguments for the sampler, or null",
+    },
+    "n_parallel": {
+        "type": ["integer", "null"],
+        "minimum": 1,
+        "description": "a positive number of trials in flight at once, or null for one per thread",
+    },
+    "max_budget": {
+        "type": ["integer", "null"],
+        "minimum": 1,
+        "description": "a positive whole budget (partial_fit calls, samples or the "
+        "parameter's value), or null for the search's default",
+    },
+    "min_budget": {
+        "type": ["integer", "null"],
+        "minimum": 1,
+        "description": "a positive whole budget at most max_budget, or null",
+    },
+    "reduction_factor": {
+        "type": "number",
+        "exclusiveMinimum": 1,
+        "description": "a number above 1 (3 is usual)",
+    },
+    "resource": {
+        "type": "string",
+        "minLength": 1,
+        "description": "'auto', 'partial_fit', 'n_samples' or an estimator parameter "
+        "such as 'n_estimators'",
+    },
+    "test_size": {
+        "type": ["number", "null"],
+        "exclusiveMinimum": 0,
+        "description": "a held-out share of the data (such as 0.2), or null",
+    },
+    "chunk_size": {
+        "type": ["integer", "null"],
+        "minimum": 1,
+        "description": "a positive number of rows per partial_fit call, or null",
+    },
+    "persist": {
+        "enum": ["auto", True, False],
+        "description": "'auto', true or false",
+    },
+    "step": {
+        "type": ["number", "null"],
+        "exclusiveMinimum": 0,
+        "description": "a positive budget to train each candidate by between scores, or null",
+    },
+    "grace_budget": {
+        "type": ["number", "null"],
+        "exclusiveMinimum": 0,
+        "description": "a positive budget before which no trial is stopped, or null",
+    },
+    "min_trials": {
+        "type": "integer",
+        "minimum": 1,
+        "description": "a positive number of other trials to compare with",
+    },
+    "patience": {
+        "type": ["integer", "null"],
+        "minimum": 1,
+        "description": "a positive number of scores without improvement, or null",
+    },
+    "tol": {"type": "number", "minimum": 0, "description": "a number >= 0"},
+    "random_fraction": {
+        "type": "number",
+        "minimum": 0,
+        "maximum": 1,
+        "description": "a share of candidates drawn at random, from 0 to 1",
+    },
+    "min_points": {
+        "type": ["integer", "null"],
+        "minimum": 1,
+        "description": "a positive number of results the model needs, or null",
+    },
 }
 
 
-def _only_for_types() -> list[dict[str, Any]]:
-    """Schema rules refusing a search field under a type that does not take it."""
+def _field_schema(field: str) -> dict[str, Any]:
+    return _FIELD_SCHEMAS.get(field) or {
+        "description": f"a value for the search class's {field} parameter (see its documentation)"
+    }
+
+
+@dataclass(frozen=True)
+class _SearchType:
+    """What a spec needs to know of one registered facade: read from its constructor's signature."""
+
+    kind: str
+    facade: type
+    space: str  # the spec field of its search space: "param_grid" (enumerated) or "param_distributions"
+    fields: Mapping[str, inspect.Parameter]  # its search fields, in the order of the signature
+    accepts: frozenset[str]  # every keyword parameter of its constructor
+
+    @property
+    def required(self) -> list[str]:
+        return [f for f, p in self.fields.items() if p.default is inspect.Parameter.empty]
+
+    @property
+    def counts(self) -> list[str]:
+        """The names this type takes for its number of candidates (two: a new name and an old)."""
+        return [f for f in self.fields if _field_schema(f).get("x-counts")]
+
+
+def _is_old_name(param: inspect.Parameter) -> bool:
+    """Whether a parameter is the old name of a renamed one (scikit-learn's pattern)."""
+    return isinstance(param.default, str) and param.default == _DEPRECATED
+
+
+def _describe(kind: str, facade: type) -> _SearchType:
+    usable = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    params = [p for p in inspect.signature(facade).parameters.values() if p.kind in usable]
+    if len(params) < 2:
+        raise InvalidSearchError(
+            f"search type {kind!r}: {facade.__name__}({', '.join(p.name for p in params)}) cannot "
+            "be built from a spec, which needs a constructor (estimator, space, *, ...): give the "
+            "class an estimator and a search space as its first two parameters."
+        )
+    space = "param_grid" if params[1].name == "param_grid" else "param_distributions"
+    skip = {*_TOP_LEVEL_SETTINGS, *_RUN_SETTINGS, *_SPACE_FIELDS, "type"}
+    fields = {p.name: p for p in params[2:] if p.name not in skip}
+    return _SearchType(kind, facade, space, fields, frozenset(p.name for p in params))
+
+
+def _public_rank(facade: type) -> int:
+    # Messages list types in the order daskhpo exports their classes (grid, random, bayes, ...);
+    # types not exported (registered elsewhere) come after, in the order they were registered.
+    package = sys.modules.get(__name__.rpartition(".")[0])
+    names = list(getattr(package, "__all__", ()))
+    if facade.__name__ in names and getattr(package, facade.__name__, None) is facade:
+        return names.index(facade.__name__)
+    return len(names)
+
+
+@functools.lru_cache(maxsize=8)
+def _types_of(registered: tuple[tuple[str, type], ...]) -> dict[str, _SearchType]:
+    order = sorted(range(len(registered)), key=lambda i: (_public_rank(registered[i][1]), i))
+    return {registered[i][0]: _describe(*registered[i]) for i in order}
+
+
+def _types() -> dict[str, _SearchType]:
+    """The registered search types (as facades register now), in the order messages list them."""
+    return _types_of(tuple(_REGISTERED.items()))
+
+
+def _types_text(kinds: Sequence[str]) -> str:
+    """``type: a``, ``type: a or type: b``, ``type: a, b or c``."""
+    if len(kinds) <= 2:
+        return " or ".join(f"type: {k}" for k in kinds)
+    return f"type: {', '.join(kinds[:-1])} or {kinds[-1]}"
+
+
+def _refusal(field: str, own: _SearchType, types: Mapping[str, _SearchType]) -> str:
+    """The message of a search field that the type ``own`` does not take."""
+    takers = [k for k, t in types.items() if field in t.fields]
+    schema = _field_schema(field)
+    template = schema.get("x-refused", {}).get(own.space, _REFUSED)
+    text = str(template).format(kind=own.kind, types=_types_text(takers))
+    current = [f for f in own.counts if not _is_old_name(own.fields[f])]
+    if schema.get("x-counts") and current:
+        return f"{text}; type: {own.kind} counts its candidates with {' or '.join(current)}"
+    return text + _did_you_mean(field, list(own.fields))
+
+
+def _space_refusal(field: str, own: _SearchType, types: Mapping[str, _SearchType]) -> str:
+    others = [k for k, t in types.items() if t.space == field]
+    if field == "param_distributions":
+        such = f" (such as {_types_text(others[:1])})" if others else ""
+        return (
+            f"not allowed with type: {own.kind}, which enumerates param_grid; use param_grid, "
+            f"or a type{such} to sample param_distributions"
+        )
+    return (
+        f"not allowed with type: {own.kind}, which samples param_distributions; use "
+        f"param_distributions, or {_types_text(others) or 'a grid type'} to enumerate param_grid"
+    )
+
+
+def _search_schema(types: Mapping[str, _SearchType]) -> dict[str, Any]:
+    """The schema of ``spec.search``: the union of the fields of the types, and one rule per type."""
+    names = [f for t in types.values() for f in t.fields]
+    ordered = [*_SPACE_FIELDS, *(f for f in _FIELD_SCHEMAS if f in names), *names]
+    fields = {f: _field_schema(f) for f in ordered}  # the table's order, then the signatures'
     rules = []
-    for field, types in _FIELD_TYPES.items():
-        if field == "n_iter":
-            continue  # grid's rule has its own message for n_iter
-        allowed = " or ".join(f"type: {t}" for t in types)
+    for own in types.values():
+        refused = {
+            f: _forbid(
+                _space_refusal(f, own, types) if f in _SPACE_FIELDS else _refusal(f, own, types)
+            )
+            for f in fields
+            if f != own.space and f not in own.fields
+        }
         rules.append(
             {
-                "if": {
-                    "required": ["type"],
-                    "properties": {"type": {"not": {"enum": list(types)}}},
-                },
-                "then": {
-                    "properties": {
-                        field: _forbid(f"not allowed with this search type; only {allowed} use it")
-                    }
-                },
+                "if": {"required": ["type"], "properties": {"type": {"const": own.kind}}},
+                "then": {"required": [own.space, *own.required], "properties": refused},
             }
         )
-    rules.append(
-        {
-            "if": {"required": ["type"], "properties": {"type": {"enum": list(SEARCH_TYPES[2:])}}},
-            "then": {
-                "properties": {
-                    "n_iter": _forbid(
-                        "not allowed with this type; only type: random counts its candidates "
-                        "with n_iter (bayes and asha take n_trials, halving n_candidates)"
-                    )
-                }
-            },
-        }
-    )
-    return rules
+    kinds = list(types)
+    return {
+        "type": "object",
+        "description": "{type: grid, param_grid: ...} or {type: random, param_distributions: ...} "
+        "(or another search type)",
+        "required": ["type"],
+        "additionalProperties": False,
+        "properties": {
+            "type": {"enum": kinds, "description": "one of " + ", ".join(map(repr, kinds))},
+            **fields,
+        },
+        "allOf": rules,
+    }
 
 
 _PARAMS: dict[str, Any] = {
@@ -166,7 +434,7 @@ _PARAMS: dict[str, Any] = {
     "description": "a mapping of constructor parameter names to values",
 }
 
-SPEC_SCHEMA: dict[str, Any] = {
+_STATIC_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "title": "daskhpo search spec",
     "type": "object",
@@ -212,124 +480,7 @@ SPEC_SCHEMA: dict[str, Any] = {
                 "'sklearn.tree.DecisionTreeClassifier' (or give estimator.pipeline, a list of steps)",
             },
         },
-        "search": {
-            "type": "object",
-            "description": "{type: grid, param_grid: ...} or {type: random, param_distributions: ...}",
-            "required": ["type"],
-            "additionalProperties": False,
-            "properties": {
-                "type": {
-                    "enum": list(SEARCH_TYPES),
-                    "description": "one of " + ", ".join(map(repr, SEARCH_TYPES)),
-                },
-                "param_grid": {
-                    "description": "a mapping of parameter names to non-empty lists of values "
-                    "(or a list of such mappings)",
-                    "if": {"type": "array"},
-                    "then": {"minItems": 1, "items": {"$ref": "#/$defs/grid"}},
-                    "else": {"$ref": "#/$defs/grid"},
-                },
-                "param_distributions": {
-                    "description": "a mapping of parameter names to lists, dimensions or "
-                    "distributions (or a list of such mappings)",
-                    "if": {"type": "array"},
-                    "then": {"minItems": 1, "items": {"$ref": "#/$defs/distributions"}},
-                    "else": {"$ref": "#/$defs/distributions"},
-                },
-                "n_iter": {
-                    "type": "integer",
-                    "minimum": 1,
-                    "default": 10,
-                    "description": "a positive number of candidates to sample",
-                },
-                "random_state": {
-                    "type": ["integer", "null"],
-                    "minimum": 0,
-                    "maximum": 2**32 - 1,
-                    "default": None,
-                    "description": "a seed (an integer from 0 to 2**32 - 1) or null",
-                },
-                "n_trials": {
-                    "type": "integer",
-                    "minimum": 1,
-                    "default": 50,
-                    "description": "a positive number of trials",
-                },
-                "sampler": {
-                    "enum": ["tpe", "gp", "cmaes", "random"],
-                    "default": "tpe",
-                    "description": "'tpe', 'gp', 'cmaes' or 'random'",
-                },
-                "n_candidates": {
-                    "anyOf": [{"type": "integer", "minimum": 1}, {"const": "exhaust"}],
-                    "default": "exhaust",
-                    "description": "a positive number of candidates to start with, or 'exhaust'",
-                },
-                "max_budget": {
-                    "type": ["integer", "null"],
-                    "minimum": 1,
-                    "description": "a positive whole budget (partial_fit calls, samples or the "
-                    "parameter's value), or null for the search's default",
-                },
-                "min_budget": {
-                    "type": ["integer", "null"],
-                    "minimum": 1,
-                    "description": "a positive whole budget at most max_budget, or null",
-                },
-                "reduction_factor": {
-                    "type": "number",
-                    "exclusiveMinimum": 1,
-                    "default": 3,
-                    "description": "a number above 1 (3 is usual)",
-                },
-                "resource": {
-                    "type": "string",
-                    "minLength": 1,
-                    "default": "auto",
-                    "description": "'auto', 'partial_fit', 'n_samples' or an estimator parameter "
-                    "such as 'n_estimators'",
-                },
-            },
-            "allOf": [
-                *_only_for_types(),
-                {
-                    "if": {"required": ["type"], "properties": {"type": {"const": "grid"}}},
-                    "then": {
-                        "required": ["param_grid"],
-                        "properties": {
-                            "param_distributions": _forbid(
-                                "not allowed with type: grid, which enumerates param_grid; "
-                                "use param_grid, or type: random to sample param_distributions"
-                            ),
-                            "n_iter": _forbid(
-                                "not allowed with type: grid, which tries every candidate; "
-                                "n_iter is for type: random"
-                            ),
-                            "random_state": _forbid(
-                                "not allowed with type: grid, which draws nothing at random; "
-                                "random_state is for type: random"
-                            ),
-                        },
-                    },
-                },
-                *(
-                    {
-                        "if": {"required": ["type"], "properties": {"type": {"const": kind}}},
-                        "then": {
-                            "required": ["param_distributions"],
-                            "properties": {
-                                "param_grid": _forbid(
-                                    f"not allowed with type: {kind}, which samples "
-                                    "param_distributions; use param_distributions, or type: grid "
-                                    "to enumerate param_grid"
-                                ),
-                            },
-                        },
-                    }
-                    for kind in SEARCH_TYPES[1:]
-                ),
-            ],
-        },
+        "search": {},  # filled from the registry by spec_schema()
         "data": {
             "type": "object",
             "description": "{loader: import path, kwargs: {...}} or {file: path, target: column}",
@@ -559,12 +710,55 @@ SPEC_SCHEMA: dict[str, Any] = {
         },
     },
 }
-"""The JSON Schema (Draft 2020-12) a spec is validated against.
+"""The parts of the spec schema that do not depend on the registered search types."""
 
-Descriptions say what each field expects; the ``x-error`` annotations (ignored by JSON Schema) are the
-messages shown when a conditional rule fails. Defaults are filled by :func:`load_spec`, not by the
-schema; the ``default`` annotations document them.
-"""
+
+@functools.lru_cache(maxsize=8)
+def _schema_of(registered: tuple[tuple[str, type], ...]) -> dict[str, Any]:
+    properties = dict(_STATIC_SCHEMA["properties"])
+    properties["search"] = _search_schema(_types_of(registered))
+    return {**_STATIC_SCHEMA, "properties": properties}
+
+
+def _schema() -> dict[str, Any]:
+    # Shared, not copied: read it, never change it (spec_schema() gives a copy).
+    return _schema_of(tuple(_REGISTERED.items()))
+
+
+def spec_schema() -> dict[str, Any]:
+    """The JSON Schema (Draft 2020-12) a spec is validated against, for the search types registered now.
+
+    ``spec.search`` takes the fields of every registered search type (:data:`daskhpo.registry.SEARCH_TYPES`):
+    the keyword parameters of its class's constructor, except the estimator, the search space and the
+    settings given elsewhere (the spec's top level, and where to run). Each field has one schema,
+    whatever the type; a field of another type is refused with a message naming the types that take it.
+
+    Descriptions say what each field expects; the ``x-error`` annotations (ignored by JSON Schema) are
+    the messages shown when a conditional rule fails. Defaults are filled by :func:`load_spec`, not by
+    the schema; the ``default`` annotations of the top-level fields document them, and a search field
+    takes its class's default unless its schema has a ``default``.
+
+    Returns
+    -------
+    dict
+        A new copy: changing it changes nothing here.
+    """
+    return copy.deepcopy(_schema())
+
+
+SPEC_SCHEMA: dict[str, Any]
+"""The schema of :func:`spec_schema` for the search types registered when it is read (a new copy)."""
+SEARCH_TYPES: tuple[str, ...]
+"""The names of the registered search types, in the order messages list them (read from the registry)."""
+
+
+def __getattr__(name: str) -> Any:
+    # SPEC_SCHEMA and SEARCH_TYPES follow the registry, so a facade registered later is in them too.
+    if name == "SPEC_SCHEMA":
+        return spec_schema()
+    if name == "SEARCH_TYPES":
+        return tuple(_types())
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # -- error messages -------------------------------------------------------------------------------
@@ -619,7 +813,7 @@ _TYPE_NAMES = {
 
 def _schema_at(path: Sequence[Any]) -> dict[str, Any]:
     """The main schema of the field at ``path`` (properties, items and additionalProperties only)."""
-    node: Any = SPEC_SCHEMA
+    node: Any = _schema()
     for part in path:
         node = _deref(node)
         if isinstance(part, int):
@@ -633,7 +827,7 @@ def _schema_at(path: Sequence[Any]) -> dict[str, Any]:
 
 def _deref(node: Any) -> dict[str, Any]:
     while isinstance(node, dict) and "$ref" in node:
-        node = SPEC_SCHEMA["$defs"][node["$ref"].rsplit("/", 1)[1]]
+        node = _STATIC_SCHEMA["$defs"][node["$ref"].rsplit("/", 1)[1]]
     return node if isinstance(node, dict) else {}
 
 
@@ -715,12 +909,17 @@ def _raise_errors(lines: list[str], source: str | None) -> None:
     raise InvalidSearchError(f"{prefix}the spec has {len(unique)} problems:\n{body}")
 
 
-@functools.lru_cache(maxsize=1)
-def _validator() -> Any:
+@functools.lru_cache(maxsize=8)
+def _validator_of(registered: tuple[tuple[str, type], ...]) -> Any:
     import jsonschema
 
-    jsonschema.Draft202012Validator.check_schema(SPEC_SCHEMA)
-    return jsonschema.Draft202012Validator(SPEC_SCHEMA)
+    schema = _schema_of(registered)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+def _validator() -> Any:
+    return _validator_of(tuple(_REGISTERED.items()))
 
 
 # -- reading files --------------------------------------------------------------------------------
@@ -883,7 +1082,7 @@ def load_spec(
     else:
         folder = default_dir
 
-    order = {key: i for i, key in enumerate(SPEC_SCHEMA["properties"])}
+    order = {key: i for i, key in enumerate(_STATIC_SCHEMA["properties"])}
     errors = sorted(  # in the order of the fields in the schema, then by path
         _validator().iter_errors(doc),
         key=lambda e: (
@@ -961,7 +1160,15 @@ def _semantic_problems(doc: Mapping[str, Any]) -> list[str]:
                         "named X and y; remove it."
                     )
 
-    space = doc["search"].get("param_distributions")
+    search = doc["search"]
+    given = [f for f in _types()[search["type"]].counts if f in search]
+    if len(given) > 1:
+        lines.append(
+            f"{_where(['search', given[1]])}: type: {search['type']} takes {' and '.join(given)} as "
+            f"two names of its number of candidates: give only {given[0]}."
+        )
+
+    space = search.get("param_distributions")
     if space is not None:
         spaces = space if isinstance(space, list) else [space]
         names = _scipy_distribution_names()
@@ -986,6 +1193,66 @@ def _int(value: Any) -> Any:
     return int(value) if isinstance(value, float) else value
 
 
+def _schema_types(schema: Mapping[str, Any]) -> set[str]:
+    kinds = schema.get("type", [])
+    found = {kinds} if isinstance(kinds, str) else set(kinds)
+    for option in schema.get("anyOf", []):
+        found |= _schema_types(option)
+    return found
+
+
+def _whole(value: Any, schema: Mapping[str, Any]) -> Any:
+    """``value``, with a float such as 3.0 as an int where the field takes integers only."""
+    types = _schema_types(schema)
+    if isinstance(value, float) and "integer" in types and "number" not in types:
+        return _int(value)
+    return value
+
+
+def _is_json(value: Any) -> bool:
+    if value is None or isinstance(value, (bool, int, str)):
+        return True
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, (list, tuple)):
+        return all(_is_json(v) for v in value)
+    if isinstance(value, Mapping):
+        return all(isinstance(k, str) and _is_json(v) for k, v in value.items())
+    return False
+
+
+@functools.lru_cache(maxsize=256)
+def _field_validator(field: str) -> Any:
+    import jsonschema
+
+    return jsonschema.Draft202012Validator(
+        {**_field_schema(field), "$defs": _STATIC_SCHEMA["$defs"]}
+    )
+
+
+def _search_with_defaults(search: Mapping[str, Any]) -> dict[str, Any]:
+    """``spec.search`` with every field of its type, as given or at its default."""
+    own = _types()[search["type"]]
+    out: dict[str, Any] = {"type": own.kind, own.space: search[own.space]}
+    counted = any(f in search for f in own.counts)
+    for field, param in own.fields.items():
+        schema = _field_schema(field)
+        if field in search:
+            out[field] = _whole(search[field], schema)
+            continue
+        default = schema.get("default", param.default)
+        if (
+            param.default is inspect.Parameter.empty  # required: the schema saw it is given
+            or _is_old_name(param)  # accepted when given, never filled in
+            or (counted and field in own.counts)  # the candidates are counted by another name
+            or not _is_json(default)  # left to the class (a spec holds JSON values only)
+            or not _field_validator(field).is_valid(default)  # no valid spec could give it
+        ):
+            continue
+        out[field] = _plain(default)
+    return out
+
+
 def _with_defaults(doc: Mapping[str, Any]) -> dict[str, Any]:
     est = doc["estimator"]
     if "pipeline" in est:
@@ -998,20 +1265,7 @@ def _with_defaults(doc: Mapping[str, Any]) -> dict[str, Any]:
     else:
         estimator = {"class": est["class"], "params": dict(est.get("params", {}))}
 
-    search = doc["search"]
-    if search["type"] == "grid":
-        search_out: dict[str, Any] = {"type": "grid", "param_grid": search["param_grid"]}
-    else:
-        kind = search["type"]
-        search_out = {
-            "type": kind,
-            "param_distributions": search["param_distributions"],
-            "random_state": _int(search.get("random_state")),
-        }
-        fields = SPEC_SCHEMA["properties"]["search"]["properties"]
-        for field, types in _FIELD_TYPES.items():
-            if kind in types:  # the schema's default (none: null) when the spec leaves it out
-                search_out[field] = _int(search.get(field, fields[field].get("default")))
+    search_out = _search_with_defaults(doc["search"])
 
     data = doc["data"]
     if "loader" in data:
@@ -1271,9 +1525,10 @@ def build_search(
 
     Returns
     -------
-    GridSearchCV, RandomizedSearchCV, BayesSearchCV, SuccessiveHalvingSearchCV, HyperbandSearchCV
-    or ASHASearchCV
-        Named ``spec["name"]``; fit it with ``search.fit(*load_data(spec))``.
+    BaseSearchCV
+        An instance of the class registered for ``search.type`` (:data:`daskhpo.registry.SEARCH_TYPES`:
+        ``grid`` is :class:`~daskhpo.GridSearchCV`, ``bohb`` :class:`~daskhpo.BOHBSearchCV`, ...),
+        named ``spec["name"]``; fit it with ``search.fit(*load_data(spec))``.
 
     Raises
     ------
@@ -1281,7 +1536,9 @@ def build_search(
         For an invalid spec; a class that cannot be imported (naming the field, such as
         ``spec.estimator.class``, the import error and the closest name); a constructor parameter
         that the class does not take; an unknown scipy.stats distribution or bad arguments; a
-        searched parameter that the estimator does not have; an unknown scorer name.
+        searched parameter that the estimator does not have; an unknown scorer name; a top-level
+        setting (such as ``trial_timeout``) or keyword argument that the search type's class does
+        not take.
 
     Examples
     --------
@@ -1291,72 +1548,67 @@ def build_search(
     spec = load_spec(spec)
     estimator = _build_estimator(spec)
     search = spec["search"]
-    key = "param_grid" if search["type"] == "grid" else "param_distributions"
+    own = _types()[search["type"]]
+    key = own.space
     space = search[key]
     spaces = space if isinstance(space, list) else [space]
     at: list[Any] = ["search", key]
-    if search["type"] == "grid":
-        built = [
-            {
-                k: _value(v, [*at, *([i] if isinstance(space, list) else []), k])
-                for k, v in grid.items()
-            }
-            for i, grid in enumerate(spaces)
-        ]
-    else:
-        built = [
-            {
-                k: _distribution(v, [*at, *([i] if isinstance(space, list) else []), k])
-                for k, v in dists.items()
-            }
-            for i, dists in enumerate(spaces)
-        ]
-    _check_names(estimator, built if isinstance(space, list) else built[0], key)
+    element = _value if key == "param_grid" else _distribution
+    built = [
+        {
+            k: element(v, [*at, *([i] if isinstance(space, list) else []), k])
+            for k, v in grid.items()
+        }
+        for i, grid in enumerate(spaces)
+    ]
+    space_arg = built if isinstance(space, list) else built[0]
+    _check_names(estimator, space_arg, key)
     _check_scoring(spec["scoring"], spec["refit"])
 
     cv = spec["cv"]
     if isinstance(cv, Mapping):
         cv = _component(cv, ["cv"], kind="splitter")
     scoring = spec["scoring"]
-    settings: dict[str, Any] = {
+    top_level: dict[str, Any] = {
         "scoring": list(scoring) if isinstance(scoring, list) else scoring,
         "refit": spec["refit"],
         "cv": cv,
         "error_score": spec["error_score"],
         "return_train_score": spec["return_train_score"],
         "trial_timeout": spec["trial_timeout"],
-        "client": client,
-        "storage": storage,
-        "name": spec["name"],
     }
-    kind = search["type"]
+    settings = {f: search[f] for f in own.fields if f in search}
+    settings.update(top_level)
+    settings.update(client=client, storage=storage, name=spec["name"])
     settings.update(kwargs)
-    if kind in _ADAPTIVE and settings.pop("trial_timeout", None) is not None:
+    for field in [f for f in settings if f not in own.accepts]:
+        value = settings.pop(field)
+        if _unset(field, value):
+            continue  # a setting at its default, which the class does without
+        takers = [k for k, t in _types().items() if field in t.accepts]
+        if field in top_level:
+            flag = f" (or --{field.replace('_', '-')})" if field == "trial_timeout" else ""
+            raise InvalidSearchError(
+                f"spec.{field}: not supported with type: {own.kind} ({own.facade.__name__} has no "
+                f"{field} parameter); remove it{flag}"
+                + (f", or use {_types_text(takers)}." if takers else ".")
+            )
         raise InvalidSearchError(
-            f"spec.trial_timeout: not supported with type: {kind} (adaptive searches have no "
-            "per-fit limit yet); remove it (or --trial-timeout), or use type: random or bayes."
+            f"build_search: {field}={value!r} is not a parameter of {own.facade.__name__} "
+            f"(type: {own.kind}); leave it out"
+            + (f", or use {_types_text(takers)}." if takers else ".")
         )
-    space_arg = built if isinstance(space, list) else built[0]
-    if kind == "grid":
-        return GridSearchCV(estimator, space_arg, **settings)
-    settings.setdefault("random_state", search["random_state"])
-    for field, types in _FIELD_TYPES.items():
-        if kind in types:
-            settings.setdefault(field, search[field])
-    if kind == "random":
-        return RandomizedSearchCV(estimator, space_arg, **settings)
-    if kind == "bayes":
-        from .bayes import BayesSearchCV
+    return own.facade(estimator, space_arg, **settings)
 
-        return BayesSearchCV(estimator, space_arg, **settings)
-    from .adaptive import ASHASearchCV, HyperbandSearchCV, SuccessiveHalvingSearchCV
 
-    facade = {
-        "halving": SuccessiveHalvingSearchCV,
-        "hyperband": HyperbandSearchCV,
-        "asha": ASHASearchCV,
-    }[kind]
-    return facade(estimator, space_arg, **settings)
+def _unset(field: str, value: Any) -> bool:
+    """Whether a setting is at the value it has when the spec and the caller leave it out."""
+    if value is None:
+        return True
+    default = _STATIC_SCHEMA["properties"].get(field, {}).get("default")
+    if field == "error_score":
+        return isinstance(value, float) and math.isnan(value)
+    return field in _TOP_LEVEL_SETTINGS and value == default and type(value) is type(default)
 
 
 # -- data -----------------------------------------------------------------------------------------

@@ -523,7 +523,9 @@ def test_bayes_and_adaptive_types_build_their_facades():
         assert params["random_state"] == 4
     # Defaults are filled per type, and only the fields the type takes appear.
     spec = load_spec(spec_with(search={"type": "bayes", "param_distributions": dists}))
-    assert (spec["search"]["n_trials"], spec["search"]["sampler"]) == (50, "tpe")
+    # n_candidates is the name every facade counts by now; n_trials, its old name, is not filled in.
+    assert (spec["search"]["n_candidates"], spec["search"]["sampler"]) == (50, "tpe")
+    assert "n_trials" not in spec["search"]
     assert "n_iter" not in spec["search"] and "max_budget" not in spec["search"]
     spec = load_spec(spec_with(search={"type": "hyperband", "param_distributions": dists}))
     assert spec["search"]["resource"] == "auto" and spec["search"]["reduction_factor"] == 3
