@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import inspect
 import json
 import math
 import textwrap
@@ -19,6 +20,7 @@ from sklearn.svm import SVC
 from sklearn.tree import DecisionTreeClassifier
 
 from daskhpo import Categorical, Float, GridSearchCV, InvalidSearchError, RandomizedSearchCV
+from daskhpo.registry import SEARCH_TYPES, register_search
 from daskhpo.spec import SPEC_SCHEMA, build_search, load_data, load_spec, spec_to_json
 from daskhpo.store import SQLiteStore
 
@@ -604,3 +606,216 @@ def test_hyperband_spec_scores_as_the_same_search_built_by_hand(client):
         from_spec.cv_results_["mean_test_score"], by_hand.cv_results_["mean_test_score"]
     )
     assert from_spec.best_params_ == by_hand.best_params_
+
+
+# -- search types come from the registry ------------------------------------------------------------
+DISTS = {"max_depth": {"type": "int", "low": 1, "high": 6}}
+# What a spec sets elsewhere than under search (the spec's top level, build_search's arguments).
+NOT_SEARCH_FIELDS = {
+    "estimator", "scoring", "refit", "cv", "error_score", "return_train_score", "trial_timeout",
+    "client", "cluster", "storage", "name", "verbose", "n_jobs", "pre_dispatch",
+}  # fmt: skip
+
+
+def search_fields(facade):
+    """The spec fields of a facade, read from its signature here independently of daskhpo.spec."""
+    params = list(inspect.signature(facade).parameters.values())
+    return {p.name: p for p in params[2:] if p.name not in NOT_SEARCH_FIELDS}
+
+
+def minimal_search(kind):
+    facade = SEARCH_TYPES[kind]
+    space = list(inspect.signature(facade).parameters)[1]
+    if space == "param_grid":
+        return {"type": kind, "param_grid": {"max_depth": [1, 2]}}
+    return {"type": kind, "param_distributions": DISTS}
+
+
+def test_every_registered_type_builds_its_facade():
+    from daskhpo import BOHBSearchCV, IncrementalSearchCV
+
+    assert {
+        "grid",
+        "random",
+        "bayes",
+        "halving",
+        "hyperband",
+        "asha",
+        "incremental",
+        "bohb",
+    } <= set(SEARCH_TYPES)
+    import daskhpo.spec
+
+    assert set(daskhpo.spec.SEARCH_TYPES) == set(SEARCH_TYPES)
+    for kind, facade in SEARCH_TYPES.items():
+        spec = load_spec(spec_with(search=minimal_search(kind)))
+        assert type(build_search(spec)) is facade, kind
+        assert load_spec(spec) == spec and load_spec(json.loads(spec_to_json(spec))) == spec
+        # Every field of the type is in the loaded spec, at the class's default (JSON values only);
+        # the old name of a renamed parameter (default "deprecated") is not filled in.
+        for field, param in search_fields(facade).items():
+            if param.default == "deprecated":
+                assert field not in spec["search"], (kind, field)
+            elif field == "sampler":
+                assert spec["search"][field] == "tpe"  # the spec's default, not the class's "auto"
+            elif param.default is None or isinstance(param.default, (bool, int, float, str)):
+                assert spec["search"][field] == param.default, (kind, field)
+
+    bohb = {
+        **minimal_search("bohb"),
+        "max_budget": 27,
+        "min_budget": 3,
+        "random_fraction": 0.5,
+        "min_points": 4,
+        "random_state": 1,
+    }
+    incremental = {
+        **minimal_search("incremental"),
+        "n_candidates": 4,
+        "max_budget": 20,
+        "step": 2,
+        "patience": 3,
+        "tol": 0.01,
+        "resource": "n_samples",
+    }
+    for fields, facade in ((bohb, BOHBSearchCV), (incremental, IncrementalSearchCV)):
+        search = build_search(spec_with(search=fields))
+        assert type(search) is facade
+        params = search.get_params()
+        for field, value in fields.items():
+            if field not in ("type", "param_distributions"):
+                assert params[field] == value, field
+
+
+def test_numbers_keep_their_kind():
+    # 3.0 is a whole number to JSON Schema: an int for integer fields, a float for number fields.
+    search = {**minimal_search("hyperband"), "max_budget": 27.0, "reduction_factor": 2.5}
+    spec = load_spec(spec_with(search=search))
+    assert spec["search"]["max_budget"] == 27 and isinstance(spec["search"]["max_budget"], int)
+    assert spec["search"]["reduction_factor"] == 2.5
+    assert build_search(spec).reduction_factor == 2.5
+
+
+def test_old_and_new_names_of_a_renamed_field():
+    # A type whose class takes n_candidates and its old name n_trials (default "deprecated") takes
+    # either in a spec; the old name goes to the class as given (which warns), and is never filled.
+    for kind in ("bayes", "asha"):
+        assert search_fields(SEARCH_TYPES[kind])["n_trials"].default == "deprecated"
+        spec = load_spec(spec_with(search={**minimal_search(kind), "n_trials": 7}))
+        assert spec["search"]["n_trials"] == 7 and "n_candidates" not in spec["search"]
+        assert build_search(spec).get_params()["n_trials"] == 7
+        spec = load_spec(spec_with(search={**minimal_search(kind), "n_candidates": 8}))
+        assert spec["search"]["n_candidates"] == 8 and "n_trials" not in spec["search"]
+        assert build_search(spec).get_params()["n_candidates"] == 8
+        msg = problem(spec_with(search={**minimal_search(kind), "n_candidates": 8, "n_trials": 7}))
+        assert f"spec.search.n_trials: type: {kind} takes n_candidates and n_trials" in msg
+        assert "give only n_candidates" in msg
+
+
+@pytest.mark.parametrize(
+    ("kind", "field", "value"),
+    [
+        ("random", "random_fraction", 0.5),
+        ("hyperband", "step", 2),
+        ("bayes", "min_points", 3),
+        ("grid", "sampler", "tpe"),
+        ("asha", "sampler_options", {}),
+        ("halving", "patience", 2),
+        ("incremental", "reduction_factor", 3),
+        ("bohb", "n_candidates", 5),
+    ],
+)
+def test_a_field_of_other_types_is_refused_naming_them(kind, field, value):
+    msg = problem(spec_with(search={**minimal_search(kind), field: value}))
+    assert f"spec.search.{field}: not allowed with this search type; only type: " in msg
+    named = msg.split("only ", 1)[1].split(" use it", 1)[0]
+    takers = [k for k, facade in SEARCH_TYPES.items() if field in search_fields(facade)]
+    assert takers and kind not in takers
+    for taker in takers:
+        assert taker in named.replace("type: ", "").replace(" or ", ", ").split(", "), taker
+
+
+def test_a_setting_the_class_does_not_take_is_refused():
+    msg = problem(spec_with(search=minimal_search("incremental"), trial_timeout=5), build=True)
+    assert "spec.trial_timeout: not supported with type: incremental" in msg
+    assert "IncrementalSearchCV has no trial_timeout parameter" in msg and "type: grid" in msg
+    with pytest.raises(InvalidSearchError, match="pre_dispatch='all' is not a parameter"):
+        build_search(spec_with(search=minimal_search("hyperband")), pre_dispatch="all")
+    assert build_search(spec_with(search=minimal_search("hyperband")), pre_dispatch=None)
+
+
+class ThresholdSearchCV(RandomizedSearchCV):
+    """A search type only this test module registers: random search with two more parameters."""
+
+    def __init__(
+        self,
+        estimator,
+        param_distributions,
+        *,
+        threshold,
+        flavour="plain",
+        random_state=None,
+        scoring=None,
+        refit=True,
+        cv=None,
+        error_score=np.nan,
+        return_train_score=False,
+        client=None,
+        storage=None,
+        name=None,
+        verbose=0,
+    ):
+        super().__init__(
+            estimator,
+            param_distributions,
+            random_state=random_state,
+            scoring=scoring,
+            refit=refit,
+            cv=cv,
+            error_score=error_score,
+            return_train_score=return_train_score,
+            client=client,
+            storage=storage,
+            name=name,
+            verbose=verbose,
+        )
+        self.threshold = threshold
+        self.flavour = flavour
+
+
+@pytest.fixture
+def test_only_type():
+    register_search("test-only")(ThresholdSearchCV)
+    try:
+        yield "test-only"
+    finally:
+        del SEARCH_TYPES["test-only"]
+
+
+def test_a_facade_registered_later_is_reachable_from_a_spec(test_only_type):
+    search = {"type": "test-only", "param_distributions": DISTS, "threshold": 0.5}
+    spec = load_spec(spec_with(search=search))
+    assert spec["search"] == {**search, "flavour": "plain", "random_state": None}
+    built = build_search(spec)
+    assert type(built) is ThresholdSearchCV
+    assert (built.threshold, built.flavour) == (0.5, "plain")
+    built = build_search(spec_with(search={**search, "flavour": "spicy", "random_state": 3}))
+    assert (built.flavour, built.random_state) == ("spicy", 3)
+    # Its required parameter is required, and fields it lacks are refused naming who takes them.
+    msg = problem(spec_with(search={"type": "test-only", "param_distributions": DISTS}))
+    assert "spec.search.threshold is missing" in msg
+    msg = problem(spec_with(search={**search, "n_iter": 5}))
+    assert "spec.search.n_iter: not allowed with this type; only type: random counts" in msg
+    msg = problem(spec_with(search={**minimal_search("random"), "flavour": "spicy"}))
+    assert "spec.search.flavour: not allowed with this search type; only type: test-only" in msg
+    # A setting at the spec's top level that the class has no parameter for.
+    msg = problem(spec_with(search=search, trial_timeout=3), build=True)
+    assert "spec.trial_timeout: not supported with type: test-only" in msg
+
+
+def test_an_unregistered_type_is_gone_from_specs():
+    assert "test-only" not in SEARCH_TYPES
+    msg = problem(spec_with(search={"type": "test-only", "param_distributions": DISTS}))
+    assert "spec.search.type: expected one of 'grid'" in msg
+    msg = problem(spec_with(search={**minimal_search("random"), "threshold": 1}))
+    assert "spec.search.threshold is not a valid key" in msg
