@@ -4,6 +4,10 @@
 library ``sqlite3``, WAL mode) that holds many named searches: one row per search (its settings, a
 fingerprint of what it ran on, its status) and one row per finished trial, all as JSON text, never
 pickle, so opening a store runs no code. Several processes may append to one file at once.
+
+Both implement the whole :class:`Store` protocol and both pickle (a fitted search keeps its store):
+a :class:`MemoryStore` with its results, a :class:`SQLiteStore` as its path and name, reopening the
+file on first use after unpickling.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -25,6 +30,7 @@ __all__ = [
     "MemoryStore",
     "SQLiteStore",
     "StoreVersionError",
+    "StoreNotFoundError",
     "open_store",
     "result_to_json",
     "result_from_json",
@@ -37,35 +43,132 @@ class StoreVersionError(DaskHPOError):
     """The store file was written with a schema this version of daskhpo does not read."""
 
 
+class StoreNotFoundError(DaskHPOError, FileNotFoundError):
+    """A store file that was opened before (a store unpickled in another process) is gone."""
+
+
 @runtime_checkable
 class Store(Protocol):
+    """An append-only log of one named search's finished trials, with the search's own row.
+
+    ``persistent`` says whether the log outlives the process (so a search can resume from it).
+    ``records()`` are :func:`result_to_json` of each result, in append order. ``info()`` has the keys
+    ``name``, ``spec``, ``fingerprint``, ``status``, ``created``, ``updated`` and ``n_trials``;
+    ``searches()`` lists ``name``, ``status``, ``updated`` and ``n_trials`` of every search the store
+    holds.
+    """
+
+    name: str
+    persistent: bool
+
     def append(self, result: Result) -> None: ...
 
     def results(self) -> list[Result]: ...
 
+    def records(self) -> list[dict[str, Any]]: ...
+
     def __len__(self) -> int: ...
+
+    def start(self, spec: Mapping[str, Any], fingerprint: str | None) -> None: ...
+
+    def set_status(self, status: str) -> None: ...
+
+    def info(self) -> dict[str, Any]: ...
+
+    def searches(self) -> list[dict[str, Any]]: ...
+
+    def close(self) -> None: ...
 
 
 class MemoryStore:
-    """Results kept in a Python list, safe to read from another thread while a search appends."""
+    """One search's results kept in a Python list, safe to read from another thread while a search
+    appends. Not persistent: nothing outlives the process (a pickled store keeps its results).
 
-    def __init__(self) -> None:
+    Parameters
+    ----------
+    name : str
+        The search's name.
+    """
+
+    persistent = False
+
+    def __init__(self, name: str = "default") -> None:
+        self.name = name
         self._results: list[Result] = []
         self._lock = threading.Lock()
+        now = time.time()
+        self._row: dict[str, Any] = {
+            "spec": {},
+            "fingerprint": None,
+            "status": "new",
+            "created": now,
+            "updated": now,
+        }
 
+    def __getstate__(self) -> dict[str, Any]:
+        with self._lock:
+            state = self.__dict__.copy()
+            state["_results"] = list(self._results)
+            state["_row"] = dict(self._row)
+        del state["_lock"]  # a lock does not pickle
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    def _touch(self) -> None:
+        self._row["updated"] = time.time()
+
+    # -- the search row ---------------------------------------------------------------------------
+    def start(self, spec: Mapping[str, Any], fingerprint: str | None) -> None:
+        """Record what the search runs; ``spec`` is merged into what is there, as JSON-safe values."""
+        with self._lock:
+            self._row["spec"] = {**self._row["spec"], **_plain(dict(spec))}
+            if fingerprint is not None:
+                self._row["fingerprint"] = fingerprint
+            self._row["status"] = "running"
+            self._touch()
+
+    def set_status(self, status: str) -> None:
+        with self._lock:
+            self._row["status"] = status
+            self._touch()
+
+    def info(self) -> dict[str, Any]:
+        """The search's row: name, spec, fingerprint, status, created, updated, number of trials."""
+        with self._lock:
+            row = dict(self._row)
+            row["spec"] = json.loads(json.dumps(row["spec"]))  # a copy the caller may change
+            return {"name": self.name, **row, "n_trials": len(self._results)}
+
+    def searches(self) -> list[dict[str, Any]]:
+        """This store's one search: name, status, last update, number of trials."""
+        info = self.info()
+        return [{k: info[k] for k in ("name", "status", "updated", "n_trials")}]
+
+    # -- trials -----------------------------------------------------------------------------------
     def append(self, result: Result) -> None:
         with self._lock:
             self._results.append(result)
+            self._touch()
 
     def results(self) -> list[Result]:
         with self._lock:
             return list(self._results)
+
+    def records(self) -> list[dict[str, Any]]:
+        """The results as JSON dicts (:func:`result_to_json`), in the order they were appended."""
+        return [result_to_json(r) for r in self.results()]
 
     def __len__(self) -> int:
         return len(self._results)
 
     def __iter__(self) -> Iterator[Result]:
         return iter(self.results())
+
+    def close(self) -> None:
+        """Nothing to release (the results stay readable)."""
 
 
 def _plain(value: Any) -> Any:
@@ -132,6 +235,9 @@ def result_from_json(data: Mapping[str, Any], params: Mapping[str, Any] | None =
 class SQLiteStore:
     """A named search's trials in a SQLite file shared by many searches and processes.
 
+    A pickled store holds only its path, name and timeout; the unpickled one opens the file on first
+    use (as with ``create=False``) and raises :class:`StoreNotFoundError` if the file is gone.
+
     Parameters
     ----------
     path : str or Path
@@ -144,80 +250,118 @@ class SQLiteStore:
         Add the search to the file if it is not there (False: only read what is there).
     """
 
+    persistent = True
+
     def __init__(
         self, path: str | Path, name: str = "default", *, timeout: float = 30.0, create: bool = True
     ) -> None:
         self.path = Path(path)
         self.name = name
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.timeout = timeout
         self._lock = threading.Lock()
-        self._conn = sqlite3.connect(
-            str(self.path), timeout=timeout, isolation_level=None, check_same_thread=False
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn: sqlite3.Connection | None = self._connect(create)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"path": str(self.path), "name": self.name, "timeout": self.timeout}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.path = Path(state["path"])
+        self.name = state["name"]
+        self.timeout = state["timeout"]
+        self._lock = threading.Lock()
+        self._conn = None  # opened on first use
+
+    def _connect(self, create: bool) -> sqlite3.Connection:
+        """Open the file, check its schema version and make its tables (and the search's row)."""
+        conn = sqlite3.connect(
+            str(self.path), timeout=self.timeout, isolation_level=None, check_same_thread=False
         )
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        with self._write():
-            self._conn.execute(
-                "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._setup(conn, create)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _setup(self, conn: sqlite3.Connection, create: bool) -> None:
+        conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        if row is None:
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('schema_version', ?)",
+                (str(SCHEMA_VERSION),),
             )
-            row = self._conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-            if row is None:
-                self._conn.execute(
-                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?)",
-                    (str(SCHEMA_VERSION),),
-                )
-            elif int(row[0]) != SCHEMA_VERSION:
-                raise StoreVersionError(
-                    f"{self.path} holds daskhpo store schema version {row[0]}, but this daskhpo "
-                    f"reads version {SCHEMA_VERSION}: open it with the daskhpo version that wrote it, "
-                    "or pass another storage= file."
-                )
-            self._conn.execute(
-                "CREATE TABLE IF NOT EXISTS searches (name TEXT PRIMARY KEY, spec TEXT NOT NULL, "
-                "fingerprint TEXT, status TEXT NOT NULL, created REAL NOT NULL, updated REAL NOT NULL)"
+        elif int(row[0]) != SCHEMA_VERSION:
+            raise StoreVersionError(
+                f"{self.path} holds daskhpo store schema version {row[0]}, but this daskhpo "
+                f"reads version {SCHEMA_VERSION}: open it with the daskhpo version that wrote it, "
+                "or pass another storage= file."
             )
-            self._conn.execute(
-                "CREATE TABLE IF NOT EXISTS trials (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
-                "search TEXT NOT NULL, trial_id INTEGER NOT NULL, status TEXT NOT NULL, score REAL, "
-                "data TEXT NOT NULL, created REAL NOT NULL)"
-            )
-            self._conn.execute(
-                "CREATE INDEX IF NOT EXISTS trials_by_search ON trials (search, seq)"
-            )
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS searches (name TEXT PRIMARY KEY, spec TEXT NOT NULL, "
+            "fingerprint TEXT, status TEXT NOT NULL, created REAL NOT NULL, updated REAL NOT NULL)"
+        )
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS trials (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
+            "search TEXT NOT NULL, trial_id INTEGER NOT NULL, status TEXT NOT NULL, score REAL, "
+            "data TEXT NOT NULL, created REAL NOT NULL)"
+        )
+        conn.execute("CREATE INDEX IF NOT EXISTS trials_by_search ON trials (search, seq)")
+        if create:
             now = time.time()
-            if not create:
-                return
-            self._conn.execute(
+            conn.execute(
                 "INSERT OR IGNORE INTO searches (name, spec, fingerprint, status, created, updated) "
                 "VALUES (?, '{}', NULL, 'new', ?, ?)",
-                (name, now, now),
+                (self.name, now, now),
             )
 
-    def _write(self) -> Any:
-        store = self
+    def _connection(self) -> sqlite3.Connection:
+        """The open connection (the caller holds ``_lock``); an unpickled store opens it here."""
+        if self._conn is None:
+            if not self.path.exists():
+                raise StoreNotFoundError(
+                    f"the store file {self.path} (search {self.name!r}) is gone: this store was "
+                    "pickled while the file existed. Copy the file back to that path, or open the "
+                    "store where the file is now with SQLiteStore(path, name)."
+                )
+            self._conn = self._connect(create=False)
+        return self._conn
 
-        class _Tx:
-            def __enter__(self) -> None:
-                store._lock.acquire()
-                store._conn.execute("BEGIN IMMEDIATE")
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            yield self._connection()
 
-            def __exit__(self, kind: Any, exc: Any, tb: Any) -> None:
-                try:
-                    store._conn.execute("COMMIT" if kind is None else "ROLLBACK")
-                finally:
-                    store._lock.release()
-
-        return _Tx()
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            conn = self._connection()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
 
     # -- the search row ---------------------------------------------------------------------------
     def info(self) -> dict[str, Any]:
         """The search's row: spec, fingerprint, status, created, updated, number of trials."""
-        with self._lock:
-            row = self._conn.execute(
+        with self._read() as conn:
+            row = conn.execute(
                 "SELECT spec, fingerprint, status, created, updated FROM searches WHERE name=?",
                 (self.name,),
             ).fetchone()
-            count = self._conn.execute(
+            count = conn.execute(
                 "SELECT COUNT(*) FROM trials WHERE search=?", (self.name,)
             ).fetchone()[0]
         spec, fingerprint, status, created, updated = row
@@ -237,20 +381,18 @@ class SQLiteStore:
         ``spec`` is merged into what is stored, so a document saved earlier (the YAML spec of a
         detached run, say) stays.
         """
-        with self._write():
-            row = self._conn.execute(
-                "SELECT spec FROM searches WHERE name=?", (self.name,)
-            ).fetchone()
+        with self._write() as conn:
+            row = conn.execute("SELECT spec FROM searches WHERE name=?", (self.name,)).fetchone()
             merged = {**(json.loads(row[0]) if row else {}), **_plain(dict(spec))}
-            self._conn.execute(
+            conn.execute(
                 "UPDATE searches SET spec=?, fingerprint=COALESCE(?, fingerprint), status='running', "
                 "updated=? WHERE name=?",
                 (json.dumps(merged), fingerprint, time.time(), self.name),
             )
 
     def set_status(self, status: str) -> None:
-        with self._write():
-            self._conn.execute(
+        with self._write() as conn:
+            conn.execute(
                 "UPDATE searches SET status=?, updated=? WHERE name=?",
                 (status, time.time(), self.name),
             )
@@ -258,8 +400,8 @@ class SQLiteStore:
     # -- trials -----------------------------------------------------------------------------------
     def append(self, result: Result) -> None:
         data = json.dumps(result_to_json(result))
-        with self._write():
-            self._conn.execute(
+        with self._write() as conn:
+            conn.execute(
                 "INSERT INTO trials (search, trial_id, status, score, data, created) VALUES (?, ?, ?, ?, ?, ?)",
                 (
                     self.name,
@@ -270,14 +412,12 @@ class SQLiteStore:
                     time.time(),
                 ),
             )
-            self._conn.execute(
-                "UPDATE searches SET updated=? WHERE name=?", (time.time(), self.name)
-            )
+            conn.execute("UPDATE searches SET updated=? WHERE name=?", (time.time(), self.name))
 
     def records(self) -> list[dict[str, Any]]:
         """The stored trials as JSON dicts, in the order they were appended."""
-        with self._lock:
-            rows = self._conn.execute(
+        with self._read() as conn:
+            rows = conn.execute(
                 "SELECT data FROM trials WHERE search=? ORDER BY seq", (self.name,)
             ).fetchall()
         return [json.loads(r[0]) for r in rows]
@@ -286,17 +426,16 @@ class SQLiteStore:
         return [result_from_json(d) for d in self.records()]
 
     def __len__(self) -> int:
-        with self._lock:
-            return int(
-                self._conn.execute(
-                    "SELECT COUNT(*) FROM trials WHERE search=?", (self.name,)
-                ).fetchone()[0]
-            )
+        with self._read() as conn:
+            row = conn.execute(
+                "SELECT COUNT(*) FROM trials WHERE search=?", (self.name,)
+            ).fetchone()
+        return int(row[0])
 
     def searches(self) -> list[dict[str, Any]]:
         """Every search in the file: name, status, trials, last update."""
-        with self._lock:
-            rows = self._conn.execute(
+        with self._read() as conn:
+            rows = conn.execute(
                 "SELECT s.name, s.status, s.updated, COUNT(t.seq) FROM searches s "
                 "LEFT JOIN trials t ON t.search = s.name GROUP BY s.name ORDER BY s.created"
             ).fetchall()
@@ -304,14 +443,18 @@ class SQLiteStore:
 
     def close(self) -> None:
         with self._lock:
-            self._conn.close()
+            if self._conn is not None:
+                self._conn.close()
 
 
-def open_store(storage: Any, name: str) -> MemoryStore | SQLiteStore:
-    """The store a ``storage=`` argument names: None or ``"memory"``, or ``"sqlite:///path.db"``."""
+def open_store(storage: Any, name: str) -> Store:
+    """The store a ``storage=`` argument names: None or ``"memory"``, or ``"sqlite:///path.db"``.
+
+    A store object (anything implementing :class:`Store`) is returned as it is.
+    """
     if storage is None or storage == "memory":
-        return MemoryStore()
-    if isinstance(storage, (MemoryStore, SQLiteStore)):
+        return MemoryStore(name)
+    if isinstance(storage, Store):
         return storage
     if isinstance(storage, str) and storage.startswith("sqlite:///"):
         path = storage[len("sqlite:///") :]
