@@ -54,20 +54,16 @@ __all__ = ["MedianStopping"]
 STOP_REASONS = ("median", "failed", "max_budget")
 
 
-def _json_plain(value: Any) -> bool:
-    return value is None or isinstance(value, (bool, int, float, str))
-
-
-def _same_params(own: Mapping[str, Any], stored: Mapping[str, Any]) -> bool:
-    """Whether stored JSON params can be this trial's: same names, equal wherever JSON keeps the value
-    (numbers, strings, numpy scalars); other values are stored as a repr and are not compared."""
-    if set(own) != set(stored):
-        return False
-    for name, value in own.items():
-        if hasattr(value, "item") and getattr(value, "shape", None) == ():
-            value = value.item()
-        if _json_plain(value) and value != stored[name]:
-            return False
+def _same_value(value: Any, stored: Any) -> bool:
+    """Whether a stored JSON value can stand for ``value``: equal where JSON keeps the value itself
+    (``None``, bools, numbers, also numpy scalars, and strings; ``nan`` equals ``nan``); any other value
+    is stored as a repr or a list and is not compared."""
+    if hasattr(value, "item") and getattr(value, "shape", None) == ():
+        value = value.item()
+    if isinstance(value, float) and isinstance(stored, float) and math.isnan(value):
+        return math.isnan(stored)
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return bool(value == stored)
     return True
 
 
@@ -85,11 +81,11 @@ class MedianStopping:
     worker tends to carry one trial to its end before the next starts, as in Vizier, and later trials
     are judged against the earlier ones. A trial is never asked again while one of its jobs is running.
 
-    Candidates come from ``source``. A source without a ``tell`` method gives the same candidates
-    whenever they are drawn, so all ``n_candidates`` are drawn when the strategy is built (trial ``i``
-    is the ``i``-th candidate; the source is not kept). A source *with* ``tell`` (one that learns from
-    results) is asked for each new candidate when its trial starts and is told every result; the
-    strategy then pickles if the source does.
+    Candidates come from ``source``: all ``n_candidates`` are drawn when the strategy is built (trial
+    ``i`` is the ``i``-th candidate), as :class:`~daskhpo.strategies.adaptive.Incremental` and
+    :class:`~daskhpo.strategies.adaptive.ASHA` draw theirs. A source with a ``tell`` method is kept and
+    told every new result (a result told twice is passed on once); a source without one is not kept.
+    The strategy pickles when its source does.
 
     Which evaluations pick the best: those at the largest budget any trial reached (``max_budget`` once
     a trial completed; a trial stopped early ranked below the median when it stopped).
@@ -140,7 +136,8 @@ class MedianStopping:
         grace_budget: Budget | None = None,
         min_trials: int = 3,
     ) -> None:
-        if not isinstance(source, CandidateSource):
+        # Not isinstance(source, CandidateSource): a source without tell() is fine here.
+        if not callable(getattr(source, "sample", None)) or not hasattr(source, "distinct_left"):
             raise InvalidSearchTypeError(
                 f"source={source!r}: use a candidate source such as RandomSource(param_distributions, "
                 "random_state) or ListSource(candidates) (an object with sample(n) and distinct_left)."
@@ -170,10 +167,9 @@ class MedianStopping:
         ]
         self.n_candidates: int = _distinct_cap(source, n, "n_candidates")
         self._grace = _frac(grace)
+        # Sources learn through tell(result); a source from before that method is not told.
         self._source: Any = source if callable(getattr(source, "tell", None)) else None
-        self._params: dict[int, dict[str, Any]] = (
-            {} if self._source is not None else dict(enumerate(source.sample(self.n_candidates)))
-        )
+        self._params: dict[int, dict[str, Any]] = dict(enumerate(source.sample(self.n_candidates)))
         self._scores: dict[int, list[float]] = {}  # trial -> its scores, step by step
         self._averages: list[dict[int, float]] = [{} for _ in self.budgets]  # step -> running means
         self._failed: dict[int, int] = {}  # trial -> step of its failed result
@@ -216,18 +212,13 @@ class MedianStopping:
                 break
             if tid not in self._stopped and tid not in self._in_flight:
                 jobs.append(self._job(tid, self._next_step(tid)))
-        new: list[int] = []
-        while len(jobs) + len(new) < n:
+        while len(jobs) < n:
             while self._next_new < self.n_candidates and self._started(self._next_new):
                 self._next_new += 1
             if self._next_new >= self.n_candidates:
                 break
-            new.append(self._next_new)
+            jobs.append(self._job(self._next_new, 0))
             self._next_new += 1
-        missing = [t for t in new if t not in self._params]
-        if missing:
-            self._params.update(zip(missing, self._source.sample(len(missing)), strict=True))
-        jobs += [self._job(t, 0) for t in new]
         return jobs
 
     def tell(self, result: Result) -> None:
@@ -257,8 +248,6 @@ class MedianStopping:
                 f"result for trial {tid} at rung {k} before its rung {self._next_step(tid)}: tell "
                 "every trial's results in the order they were asked."
             )
-        if tid not in self._params:  # replayed before its candidate was drawn (learning source)
-            self._params[tid] = dict(result.job.params)
         self._n_told += 1
         if not _rankable(result):
             self._failed[tid] = k
@@ -288,33 +277,22 @@ class MedianStopping:
         return None
 
     def restore(self, trial_id: int, params: Mapping[str, Any]) -> Mapping[str, Any] | None:
-        """This search's params for a stored trial, or ``None`` when the trial is not one of its own.
+        """The candidate of stored trial ``trial_id``, or ``None`` when it is not one of this search's.
 
-        A trial whose candidate was drawn must have the stored parameter names and values (values JSON
-        keeps only as a repr are not compared). A trial whose candidate was not drawn yet (a source that
-        learns) takes its stored params when they are plain JSON values.
+        The stored JSON ``params`` must have the candidate's parameter names and, wherever JSON keeps
+        a value itself (numbers, strings, ``None``), its values.
         """
-        if not 0 <= int(trial_id) < self.n_candidates:
-            return None
         own = self._params.get(int(trial_id))
-        if own is not None:
-            return own if _same_params(own, params) else None
-        if all(_json_plain(v) for v in params.values()):
-            return dict(params)
-        return None
+        if own is None or set(own) != set(params):
+            return None
+        return own if all(_same_value(v, params[k]) for k, v in own.items()) else None
 
     def signature(self) -> Any:
-        """A plain, deterministic description of what this strategy runs, for fingerprints."""
-        if self._source is None:
-            candidates: Any = [
-                [(name, repr(v)) for name, v in sorted(c.items())]
-                for _, c in sorted(self._params.items())
-            ]
-        else:
-            candidates = type(self._source).__name__
+        """The step budgets, the stopping rule and every candidate (its values themselves, in name
+        order, so ``dask.base.tokenize`` hashes them as it hashes any parameter value)."""
+        candidates = [sorted(self._params[t].items()) for t in range(self.n_candidates)]
         return [
             "MedianStopping",
-            self.n_candidates,
             list(self.budgets),
             _plain(self.grace_budget),
             self.min_trials,

@@ -415,57 +415,48 @@ def test_pickle_round_trip_goes_on_the_same_way() -> None:
 # -- sources, restore, signature ---------------------------------------------------------------------
 
 
-class LearningSource:
-    """A source that is told results: candidates are drawn only when their trial starts."""
+class Told(ListSource):
+    """A list source that records what it was told and how it was drawn from."""
 
-    distinct_left = None
-
-    def __init__(self) -> None:
-        self.drawn = 0
+    def __init__(self, n: int) -> None:
+        super().__init__([{"q": i} for i in range(n)])
+        self.draws: list[int] = []
         self.told: list[tuple[int, int]] = []
 
-    def sample(self, n: int) -> list[dict[str, Any]]:
-        out = [{"x": self.drawn + i, "seen": len(self.told)} for i in range(n)]
-        self.drawn += n
-        return out
+    def sample(self, n: int, trial_ids: Any = None) -> list[dict[str, Any]]:
+        self.draws.append(n)
+        return super().sample(n)
 
     def tell(self, result: Result) -> None:
         self.told.append((result.trial_id, result.job.rung))
 
 
-def test_a_source_with_tell_is_told_every_result_and_drawn_from_lazily() -> None:
-    src = LearningSource()
+def test_the_source_is_drawn_from_once_and_told_every_new_result() -> None:
+    src = Told(4)
     s = MedianStopping(src, 4, max_budget=2, step=1, min_trials=1)
-    assert src.drawn == 0
+    assert src.draws == [4]
     a, b = s.ask(2)
-    assert src.drawn == 2
     s.tell(_result(a, 1.0))
+    s.tell(_result(a, 1.0))  # told twice: passed on once
     s.tell(_result(b, 0.0))  # below trial 0: stopped
     assert src.told == [(0, 0), (1, 0)]
-    jobs = s.ask(3)
-    assert [(j.trial_id, j.rung) for j in jobs] == [(0, 1), (2, 0), (3, 0)]
-    assert [j.params["seen"] for j in jobs[1:]] == [2, 2]  # drawn after the two results
     copy = pickle.loads(pickle.dumps(s))
-    assert copy.metadata() == s.metadata()
-    # Replay into a fresh strategy: a trial not drawn yet takes the stored params.
-    fresh = MedianStopping(LearningSource(), 4, max_budget=2, step=1, min_trials=1)
-    stored = {"x": 2, "seen": 2}
-    assert fresh.restore(2, stored) == stored
-    fresh.tell(_result(Job(2, stored, 1, 0), 0.5))
-    assert [j.params for j in fresh.ask(4) if j.trial_id == 2] == [stored]
+    assert copy.metadata() == s.metadata() and copy._source.told == src.told
+    feed(s, {t: [1.0, 1.0] for t in range(4)})
+    assert src.draws == [4] and len(src.told) == s.stats["evaluations"]
 
 
-def test_a_source_without_tell_is_drawn_from_once() -> None:
-    calls: list[int] = []
+def test_a_source_without_tell_is_not_kept() -> None:
+    class Plain:
+        distinct_left = None
 
-    class Counting(ListSource):
         def sample(self, n: int) -> list[dict[str, Any]]:
-            calls.append(n)
-            return super().sample(n)
+            return [{"q": i} for i in range(n)]
 
-    s = MedianStopping(Counting([{"q": i} for i in range(5)]), 5, max_budget=2)
-    feed(s, {t: [1.0, 1.0] for t in range(5)})
-    assert calls == [5]
+    s = MedianStopping(Plain(), 3, max_budget=2)
+    assert pickle.loads(pickle.dumps(s)).signature() == s.signature()
+    feed(s, {t: [1.0, 1.0] for t in range(3)})
+    assert s.done
 
 
 def test_restore_returns_own_params_or_none() -> None:
@@ -478,6 +469,8 @@ def test_restore_returns_own_params_or_none() -> None:
     assert s.restore(0, {"a": stored["a"]}) is None
     assert s.restore(4, stored) is None
     assert s.restore(-1, stored) is None
+    nan = MedianStopping(ListSource([{"m": math.nan, "k": None}]), 1, max_budget=2)
+    assert nan.restore(0, json.loads(json.dumps({"m": math.nan, "k": None}))) is not None
     other = MedianStopping(RandomSource({"a": uniform(0, 1), "b": ["x", "y"]}, 3), 4, max_budget=3)
     assert other.restore(0, stored) == own  # same seed: same candidates, before any ask
 
@@ -487,7 +480,7 @@ def test_signature_is_deterministic_and_says_what_runs() -> None:
         return MedianStopping(RandomSource({"a": uniform(0, 1)}, seed), 3, max_budget=4, **kwargs)
 
     assert make(0).signature() == make(0).signature()
-    json.dumps(make(0).signature())
+    assert pickle.loads(pickle.dumps(make(0))).signature() == make(0).signature()
     assert make(0).signature() != make(1).signature()
     assert make(0).signature() != make(0, min_trials=2).signature()
     assert make(0).signature() != make(0, grace_budget=2).signature()
