@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import math
 import multiprocessing
+import pickle
 import sqlite3
+import time
 
 import numpy as np
 import pytest
@@ -13,7 +15,16 @@ from sklearn.datasets import load_iris
 from sklearn.tree import DecisionTreeClassifier
 
 from daskhpo import GridSearchCV, InvalidSearchError, RandomizedSearchCV
-from daskhpo.store import SQLiteStore, StoreVersionError, open_store
+from daskhpo.exceptions import DaskHPOError
+from daskhpo.store import (
+    MemoryStore,
+    SQLiteStore,
+    Store,
+    StoreNotFoundError,
+    StoreVersionError,
+    open_store,
+    result_to_json,
+)
 from daskhpo.strategies import Job, Result, Status
 from tests.helpers import keep_first_trials
 
@@ -103,6 +114,88 @@ def test_storage_argument_is_checked():
         open_store("postgres://x", "a")
     with pytest.raises(InvalidSearchError, match=r"names no file"):
         open_store("sqlite:///", "a")
+
+
+def _store(kind, tmp_path, name="s"):
+    return MemoryStore(name) if kind == "memory" else SQLiteStore(tmp_path / "s.db", name)
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_both_stores_implement_the_whole_protocol(kind, tmp_path):
+    store = _store(kind, tmp_path)
+    assert isinstance(store, Store) and store.name == "s"
+    assert store.persistent is (kind == "sqlite")
+    info = store.info()
+    assert info["status"] == "new" and info["spec"] == {} and info["fingerprint"] is None
+    assert info["n_trials"] == 0 and info["created"] <= info["updated"] <= time.time()
+    store.start({"search": "GridSearchCV", "n": np.int64(3)}, "fp1")
+    store.start({"more": [1, 2]}, None)  # merged; a None fingerprint keeps the one there
+    originals = [_result(0), _result(1, math.nan, Status.FAILED), _result(2, 0.75)]
+    for r in originals:
+        store.append(r)
+    store.set_status("finished")
+    info = store.info()
+    assert {k: info[k] for k in ("name", "spec", "fingerprint", "status", "n_trials")} == {
+        "name": "s",
+        "spec": {"search": "GridSearchCV", "n": 3, "more": [1, 2]},
+        "fingerprint": "fp1",
+        "status": "finished",
+        "n_trials": 3,
+    }
+    assert len(store) == 3
+    # As JSON text: the failed trial's nan score equals itself there.
+    assert [json.dumps(d) for d in store.records()] == [
+        json.dumps(result_to_json(r)) for r in originals
+    ]
+    assert [(r.trial_id, r.status) for r in store.results()] == [
+        (r.trial_id, r.status) for r in originals
+    ]
+    (row,) = [s for s in store.searches() if s["name"] == "s"]
+    assert row == {"name": "s", "status": "finished", "updated": info["updated"], "n_trials": 3}
+    store.close()
+
+
+def test_memory_store_is_named_and_pickles_with_its_results():
+    assert MemoryStore().name == "default" and open_store(None, "trees").name == "trees"
+    assert open_store("memory", "x").name == "x"
+    store = MemoryStore("m")
+    store.start({"a": 1}, "fp")
+    store.append(_result(0))
+    copy = pickle.loads(pickle.dumps(store))
+    assert copy.records() == store.records() and copy.info() == store.info()
+    copy.append(_result(1))  # the lock was made again
+    assert (len(copy), len(store)) == (2, 1)
+    assert open_store(copy, "ignored") is copy
+
+
+def test_sqlite_store_pickles_as_its_path_and_reopens_the_file(tmp_path):
+    store = SQLiteStore(tmp_path / "s.db", "one")
+    store.start({"a": 1}, "fp")
+    store.append(_result(0))
+    store.append(_result(1, 0.25))
+    data = pickle.dumps(store)
+    assert len(data) < 500  # the path and name, not the trials
+    copy = pickle.loads(data)
+    assert copy.persistent and copy.records() == store.records()
+    assert copy.info() == store.info()
+    copy.append(_result(2))  # both handles write the same file
+    assert len(store) == 3 and store.records()[-1]["trial_id"] == 2
+    copy.close()
+
+
+def test_an_unpickled_sqlite_store_whose_file_is_gone_says_so(tmp_path):
+    path = tmp_path / "runs.db"
+    store = SQLiteStore(path, "one")
+    store.append(_result(0))
+    data = pickle.dumps(store)
+    store.close()
+    for p in tmp_path.iterdir():  # the file and its WAL companions
+        p.unlink()
+    copy = pickle.loads(data)  # unpickling alone does not touch the file
+    with pytest.raises(StoreNotFoundError, match=r"runs\.db.*is gone") as err:
+        copy.records()
+    assert isinstance(err.value, DaskHPOError)
+    assert not path.exists()  # and it was not created empty either
 
 
 def _tree_search(storage, **kw):

@@ -170,6 +170,41 @@ def test_random_source_lists_only_walks_the_grid_without_replacement():
     assert len(src.sample(3)) == 3  # a new walk over the grid starts
 
 
+def test_random_and_list_sources_ignore_what_they_are_told():
+    told, untold = RandomSource(SPACE, 3), RandomSource(SPACE, 3)
+    listed = ListSource([{"a": 0.5, "b": "x"}, {"a": 0.1, "b": "y"}])
+    first = told.sample(2)
+    assert first == untold.sample(2)
+    for source in (told, listed):
+        for i, params in enumerate(first):
+            source.tell(_result(Job(i, params, 1), 10.0 * i))
+    assert told.sample(5) == untold.sample(5)
+    assert listed.sample(2) == [{"a": 0.5, "b": "x"}, {"a": 0.1, "b": "y"}]
+
+
+def test_strategies_tell_their_source_every_new_result_once():
+    class Recording(RandomSource):
+        def __init__(self, *args):
+            super().__init__(*args)
+            self.told: list[tuple[int, int]] = []
+
+        def tell(self, result):
+            self.told.append((result.trial_id, result.job.rung))
+
+    for make in (
+        lambda src: SuccessiveHalving(src, 9, 1, 9),
+        lambda src: Hyperband(src, 9),
+        lambda src: ASHA(src, 9, 9),
+        lambda src: Incremental(src, 4, 4),
+    ):
+        source = Recording(SPACE, 0)
+        strategy = make(source)
+        run = simulate(strategy, 3, max_budget=9)
+        for res in run.told[:3]:
+            strategy.tell(res)  # told again: not passed on
+        assert source.told == [(r.trial_id, r.job.rung) for r in run.told]
+
+
 def test_list_source_hands_out_in_order_and_raises_when_used_up():
     src = ListSource([{"a": 1}, {"a": 2}, {"a": 3}])
     assert len(src) == 3

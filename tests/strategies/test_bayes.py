@@ -377,7 +377,7 @@ def test_replaying_stored_trials_continues_like_an_uninterrupted_run():
     stored = [result_to_json(_result(j, objective(j.params))) for j in full[:8]]
     resumed = strategy()
     for record in stored:
-        result = result_from_json(record, resumed.restore(record["params"]))
+        result = result_from_json(record, resumed.restore(record["trial_id"], record["params"]))
         assert (
             result.job.params["model"]
             is space["model"].choices[
@@ -407,9 +407,29 @@ def test_replayed_failures_stay_failures_and_ids_continue():
 def test_restore_refuses_a_configuration_outside_the_space():
     strategy = BayesStrategy({"x": Float(0, 1)}, 3)
     with pytest.raises(InvalidSearchError, match="not in search_space"):
-        strategy.restore({"x": 2.0})
+        strategy.restore(0, {"x": 2.0})
     with pytest.raises(InvalidSearchError, match="not in search_space"):
-        strategy.restore({"y": 0.5})
+        strategy.restore(0, {"y": 0.5})
+
+
+def test_restore_maps_trials_of_the_search_only_and_keeps_the_one_argument_form():
+    model = LogisticRegression()
+    strategy = BayesStrategy({"model": Categorical([model, None])}, 3)
+    stand_in = {"model": {"__repr__": "LogisticRegression()"}}
+    assert strategy.restore(2, stand_in)["model"] is model
+    assert strategy.restore(3, stand_in) is None and strategy.restore(-1, stand_in) is None
+    # The older form restore(params), kept while the facades still call it.
+    assert strategy.restore(stand_in) == strategy.restore(0, stand_in)
+
+
+def test_set_slots_sizes_the_batch_unless_max_in_flight_was_given():
+    fitted = BayesStrategy({"x": Float(0, 1)}, 10, random_state=0)
+    assert len(fitted.ask(10)) == 1  # one at a time until the cluster is known
+    fitted.set_slots(4)
+    assert len(fitted.ask(10)) == 3 and fitted.stats["max_trials_in_flight"] == 4
+    explicit = BayesStrategy({"x": Float(0, 1)}, 10, random_state=0, max_in_flight=2)
+    explicit.set_slots(8)
+    assert len(explicit.ask(10)) == 2
 
 
 def test_objectives_from_scores_and_timings():

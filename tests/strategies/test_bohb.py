@@ -7,7 +7,7 @@ import math
 from daskhpo import Float
 from daskhpo.strategies.adaptive import Hyperband
 from daskhpo.strategies.base import Job, Result, Status
-from daskhpo.strategies.bohb import BOHB
+from daskhpo.strategies.bohb import BOHB, TPESource
 
 SPACE = {"x": Float(-5.0, 5.0), "y": Float(-5.0, 5.0)}
 
@@ -72,6 +72,35 @@ def test_same_seed_same_candidates():
     a = [(j.trial_id, tuple(j.params.values())) for j in run(BOHB(SPACE, 9, random_state=3), 1)]
     b = [(j.trial_id, tuple(j.params.values())) for j in run(BOHB(SPACE, 9, random_state=3), 1)]
     assert a == b
+
+
+def test_bohb_is_hyperband_over_a_tpe_source():
+    bohb = BOHB(SPACE, 27, random_state=4, min_points=4)
+    plain = Hyperband(TPESource(SPACE, random_state=4, min_points=4), 27)
+    assert isinstance(bohb, Hyperband) and isinstance(bohb.source, TPESource)
+    a = [(j.trial_id, j.budget, tuple(j.params.values())) for j in run(bohb)]
+    b = [(j.trial_id, j.budget, tuple(j.params.values())) for j in run(plain)]
+    assert a == b
+    assert bohb.metadata()["n_model_based"] == plain.metadata()["n_model_based"] > 0
+
+
+def test_a_tpe_sources_candidates_depend_on_what_it_was_told():
+    def source():
+        return TPESource(SPACE, random_state=0, random_fraction=0.0, min_points=5)
+
+    told, again, untold = source(), source(), source()
+    for s in (told, again):
+        for i in range(12):  # results at one budget, best near x=1.5, y=-2
+            params = {
+                "x": -5.0 + 10.0 * ((i * 7) % 12) / 11,
+                "y": -5.0 + 10.0 * ((i * 5) % 12) / 11,
+            }
+            tell(s, Job(100 + i, params, budget=3))
+    drawn = told.sample(4, trial_ids=[0, 1, 2, 3])
+    assert drawn == again.sample(4, trial_ids=[0, 1, 2, 3])  # same history, same candidates
+    assert drawn != untold.sample(4, trial_ids=[0, 1, 2, 3])
+    assert (told.n_model_based, untold.n_model_based) == (4, 0)  # no results: random draws
+    assert told.model_based_trials == {0, 1, 2, 3}
 
 
 class _Dummy:
