@@ -16,8 +16,9 @@ import yaml
 
 from daskhpo import ClusterError, InvalidSearchError, connect
 from daskhpo.cli import main
+from daskhpo.spec import load_spec
 
-kube = pytest.importorskip("daskhpo.kube")
+kube = pytest.importorskip("daskhpo.cluster.kubernetes")
 pytest.importorskip("dask_kubernetes", reason="kubernetes:// needs daskhpo[kubernetes]")
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -182,7 +183,7 @@ def test_the_daskjob_command_runs_the_search(client, tmp_path):
     """Run the job pod's exact args here, with what Kubernetes would substitute: the ConfigMap's file
     at its mount path and $(DASK_SCHEDULER_ADDRESS), which the operator sets, as a real scheduler."""
     config, job = kube.job_resources(
-        ROOT / "deploy" / "search.yaml", name="iris", image=IMAGE, n_workers=2
+        load_spec(ROOT / "deploy" / "search.yaml"), name="iris", image=IMAGE, n_workers=2
     )
     mount = tmp_path / "etc-daskhpo"
     mount.mkdir()

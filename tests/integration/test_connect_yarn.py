@@ -17,7 +17,8 @@ from distributed import Security
 from sklearn.tree import DecisionTreeClassifier
 
 from daskhpo import ClusterError, GridSearchCV, InvalidSearchError, connect
-from daskhpo.yarn import application_spec, main, tls_files
+from daskhpo.cli.yarn import main
+from daskhpo.cluster.yarn import application_spec, tls_files
 from tests.integration._clusters import (
     GRID,
     PYTHON,
