@@ -13,6 +13,7 @@ __all__ = ["add_dashboard_commands", "cmd_dashboard", "cmd_report"]
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
+    """Serve the live page of the store ``args.storage`` until Ctrl-C; 2 when it cannot listen."""
     from ..dashboard.server import serve_file
 
     store = open_existing(args.storage, args.name)  # exits with a message if there is nothing
@@ -46,6 +47,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    """Write the stored search ``args.name`` to the HTML file ``args.html``; return 0."""
     from ..dashboard.report import save_report
 
     store = open_existing(args.storage, args.name)

@@ -50,6 +50,7 @@ def results_table(search: Any, top: int = 10) -> Any:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    """Run the demo grid on ``args.client`` and print the best candidates; return 0."""
     import pandas as pd
     from sklearn.datasets import load_digits
 

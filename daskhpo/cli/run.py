@@ -14,6 +14,7 @@ __all__ = ["cmd_run", "cmd_resume", "add_run_command", "add_resume_command"]
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    """Run the search of the spec file ``args.spec``; 2 for a bad spec or cluster, 130 on Ctrl-C."""
     from ..exceptions import DaskHPOError
     from ..spec import build_search, load_data, load_spec, spec_to_json
     from ..store import SQLiteStore
@@ -49,6 +50,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
+    """Continue the stored search ``args.name`` from its store; 2 when it cannot, 130 on Ctrl-C."""
     from ..exceptions import DaskHPOError
     from ..load import load
 

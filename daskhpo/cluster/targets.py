@@ -37,36 +37,26 @@ __all__ = [
 #: ``connector(target, scheme, rest, options) -> distributed.Client``.
 Connector = Callable[[str, str, str, dict[str, Any]], Client]
 
-#: The connector of each target scheme; :func:`connect` dispatches through it.
-CONNECTORS: dict[str, Connector] = {
-    "local": connect_local,
-    **dict.fromkeys(ADDRESS_SCHEMES, connect_address),
-    "ssh": connect_ssh,
-    "kubernetes": connect_kubernetes,
-    "gateway": connect_gateway,
-    "gateway+https": connect_gateway,
-    "yarn": connect_yarn,
+# The one place a kind of cluster is added: scheme -> (its connector, an example target for messages).
+_TARGETS: dict[str, tuple[Connector, str]] = {
+    "local": (connect_local, "local"),
+    "tcp": (connect_address, "tcp://10.0.0.5:8786"),
+    "tls": (connect_address, "tls://10.0.0.5:8786"),
+    "ws": (connect_address, "ws://10.0.0.5:8786"),
+    "wss": (connect_address, "wss://10.0.0.5:8786"),
+    "ucx": (connect_address, "ucx://10.0.0.5:8786"),
+    "ssh": (connect_ssh, "ssh://user@host1,host2,host3"),
+    "kubernetes": (connect_kubernetes, "kubernetes://namespace/cluster-name"),
+    "gateway": (connect_gateway, "gateway://gateway-host:8000"),
+    "gateway+https": (connect_gateway, "gateway+https://gateway-host"),
+    "yarn": (connect_yarn, "yarn://queue"),
 }
 
+#: The connector of each target scheme; :func:`connect` dispatches through it.
+CONNECTORS: dict[str, Connector] = {scheme: entry[0] for scheme, entry in _TARGETS.items()}
+
 #: An example target of each scheme (for messages).
-SCHEMES: dict[str, str] = {
-    "local": "local",
-    "tcp": "tcp://10.0.0.5:8786",
-    "tls": "tls://10.0.0.5:8786",
-    "ws": "ws://10.0.0.5:8786",
-    "wss": "wss://10.0.0.5:8786",
-    "ucx": "ucx://10.0.0.5:8786",
-    "ssh": "ssh://user@host1,host2,host3",
-    "kubernetes": "kubernetes://namespace/cluster-name",
-    "gateway": "gateway://gateway-host:8000",
-    "gateway+https": "gateway+https://gateway-host",
-    "yarn": "yarn://queue",
-}
-if SCHEMES.keys() != CONNECTORS.keys():  # a scheme added to one table only
-    raise RuntimeError(
-        "daskhpo.cluster.targets: SCHEMES and CONNECTORS name different schemes: "
-        f"{sorted(SCHEMES.keys() ^ CONNECTORS.keys())}"
-    )
+SCHEMES: dict[str, str] = {scheme: entry[1] for scheme, entry in _TARGETS.items()}
 
 _lock = threading.Lock()
 # Clients made for cluster objects passed as cluster=, reused by later searches on the same object.
