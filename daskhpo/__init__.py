@@ -5,6 +5,7 @@ from .adaptive import (
     BOHBSearchCV,
     HyperbandSearchCV,
     IncrementalSearchCV,
+    MedianStoppingSearchCV,
     SuccessiveHalvingSearchCV,
 )
 from .bayes import BayesSearchCV
@@ -32,6 +33,7 @@ __all__ = [
     "ASHASearchCV",
     "IncrementalSearchCV",
     "BOHBSearchCV",
+    "MedianStoppingSearchCV",
     "Float",
     "Int",
     "Categorical",

@@ -21,10 +21,9 @@ any other string
 from __future__ import annotations
 
 import difflib
+import inspect
 import math
 import numbers
-import sys
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -35,19 +34,14 @@ from sklearn.metrics._scorer import _BaseScorer, _MultimetricScorer, _Passthroug
 from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
 from sklearn.utils import get_tags
 
-from .cluster import get_client
 from .exceptions import InvalidSearchError, InvalidSearchTypeError
-from .execution.executor import DaskExecutor
-from .execution.incremental import StreamingExecutor, plan_blocks, plan_labels
-from .execution.streaming import train_steps
-from .execution.tasks import SAMPLES_KEY, SearchContext, UnitOutcome, refit
-from .progress import ProgressBar
+from .execution.work import CrossValWork, StreamWork
 from .registry import register_search
+from .run import FitInput, Setup
 from .search import _DaskSearchMixin
-from .store import SQLiteStore, open_store, result_from_json
 from .strategies.adaptive import ASHA, Hyperband, Incremental, RandomSource, SuccessiveHalving
-from .strategies.base import Job, Result
-from .tuner import Tuner
+from .strategies.base import Describing, Result
+from .strategies.median import MedianStopping
 
 __all__ = [
     "SuccessiveHalvingSearchCV",
@@ -55,6 +49,7 @@ __all__ = [
     "ASHASearchCV",
     "IncrementalSearchCV",
     "BOHBSearchCV",
+    "MedianStoppingSearchCV",
 ]
 
 _BUILTIN_RESOURCES = ("partial_fit", "n_samples")
@@ -208,44 +203,29 @@ class _AdaptiveSearchCV(_DaskSearchMixin):
             )
         return min_budget, max_budget
 
-    # -- fit ------------------------------------------------------------------------------------
-    def fit(self, X: Any, y: Any = None, *, resume: bool = False, **params: Any) -> Any:
-        """Run the adaptive search on the Dask cluster.
-
-        Parameters
-        ----------
-        X, y : array-like, pandas or dask collections
-            Dask arrays and DataFrames stay on the cluster and are read block by block.
-        **params : dict
-            Passed to the estimator's ``fit``/``partial_fit`` (``classes=`` for instance; for a
-            classifier trained with ``partial_fit``, ``classes`` defaults to the labels found in y).
-        """
-        self._check_settings()
+    # -- what to evaluate (daskhpo.run.SearchRun asks) -------------------------------------------
+    def _setup(self, data: FitInput) -> Setup:
         dicts = self._space_dicts()
         self._check_param_names([{k: d[k] for k in d} for d in dicts])
-        scorers, refit_metric = self._checked_scorers()
-        X, y = self._checked_xy(X, y)
+        X, y, fit_params = data.X, data.y, dict(data.fit_params)
         resource = self._checked_resource(X)
-        self._check_adaptive_settings(resource, scorers)
+        self._check_adaptive_settings(resource, data.scorers)
         seed = self._seed()
-        fit_params = dict(params)
-        groups = fit_params.pop("groups", None)
-
         folds = None
         if not is_dask_collection(X):
-            folds = self._adaptive_folds(X, y, groups, seed, resource)
+            folds = self._adaptive_folds(X, y, data.groups, seed, resource)
             n_splits = len(folds)
+        elif self.cv is not None and not isinstance(self.cv, numbers.Integral):
+            raise InvalidSearchError(
+                f"cv={self.cv!r}: with a dask collection, folds are made of whole blocks, so cv "
+                "must be a number of folds (or use test_size for a held-out share)."
+            )
         else:
-            n_splits = int(self.cv) if isinstance(self.cv, numbers.Integral) else 1
-            if self.cv is not None and not isinstance(self.cv, numbers.Integral):
-                raise InvalidSearchError(
-                    f"cv={self.cv!r}: with a dask collection, folds are made of whole blocks, so cv "
-                    "must be a number of folds (or use test_size for a held-out share)."
-                )
+            n_splits = int(self.cv) if self.cv is not None else 1
         min_budget, max_budget = self._budget_bounds(resource, X, y, n_splits)
-        source = RandomSource(self.param_distributions, seed)
-        strategy = self._make_adaptive(source, min_budget, max_budget)
-        self._strategy = strategy
+        strategy = self._make_adaptive(
+            RandomSource(self.param_distributions, seed), min_budget, max_budget
+        )
         if resource == "partial_fit":
             per_sample = [k for k, v in fit_params.items() if _n_rows(v) == _n_rows(X)]
             if per_sample:
@@ -254,7 +234,35 @@ class _AdaptiveSearchCV(_DaskSearchMixin):
                     "'partial_fit' cannot split into blocks yet: pass them as part of the data or use "
                     "resource='n_samples'."
                 )
-
+            work: Any = StreamWork(
+                X=X,
+                y=y,
+                estimator=clone(self.estimator),
+                scorer=data.scorers,
+                folds=folds,
+                n_folds=n_splits if (is_dask_collection(X) and self.cv is not None) else None,
+                test_size=self.test_size if self.test_size is not None else 0.2,
+                chunk_size=self.chunk_size,
+                persist=self.persist,
+                seed=seed,
+                classes=fit_params.pop("classes", None),
+                fit_params=fit_params,
+            )
+        else:
+            work = CrossValWork(
+                X=X,
+                y=y,
+                folds=folds or [],
+                estimator=clone(self.estimator),
+                scorer=data.scorers,
+                token=tokenize(tokenize(X), y, folds, self.estimator, self.scoring, seed),
+                fit_params=fit_params,
+                return_train_score=bool(self.return_train_score),
+                subsample_seed=seed
+                if not isinstance(self.random_state, numbers.Integral)
+                else self.random_state,
+                budget_param=resource,
+            )
         data_token = X.name if is_dask_collection(X) and hasattr(X, "name") else tokenize(X)
         fingerprint = tokenize(
             data_token,
@@ -271,158 +279,33 @@ class _AdaptiveSearchCV(_DaskSearchMixin):
             self.test_size,
             type(self).__name__,
         )
-        name = self.name or f"{type(self).__name__}-{fingerprint[:12]}"
-        store = open_store(self.storage, name)
-        replayed = self._replay_adaptive(store, name, fingerprint, strategy, resume)
-        self.store_ = store
-        client = get_client(self._cluster_target(), verbose=self.verbose)
-        n_slots = self._slots(client)
-        self._multimetric = isinstance(scorers, _MultimetricScorer)
+        return Setup(
+            strategy=strategy,
+            work=work,
+            fingerprint=fingerprint,
+            settings=self._adaptive_spec(resource, min_budget, max_budget, n_splits),
+            best_rule=self._best_rule,
+            name_prefix=type(self).__name__,
+            header=f"{type(self).__name__}: budget = {resource}, from {min_budget} to "
+            f"{max_budget}, {n_splits} fold(s), on {{n_slots}} Dask worker threads",
+            budget_param=resource,
+            history=True,
+            extra={"resource": resource, "min_budget": min_budget, "max_budget": max_budget},
+        )
 
-        executor: Any
-        self._plan = None
-        if resource == "partial_fit":
-            classes = fit_params.pop("classes", None)
-            plan = plan_blocks(
-                client,
-                X,
-                y,
-                folds=folds,
-                n_folds=n_splits if (is_dask_collection(X) and self.cv is not None) else None,
-                test_size=self.test_size if self.test_size is not None else 0.2,
-                chunk_size=self.chunk_size,
-                persist=self.persist,
-                random_state=seed,
-            )
-            self._plan = plan
-            n_splits = plan.n_splits
-            if classes is None and is_classifier(self.estimator) and y is not None:
-                # partial_fit needs every label up front: read them block by block on the cluster.
-                classes = plan_labels(client, plan)
-            executor = StreamingExecutor(
-                client,
-                plan,
-                clone(self.estimator),
-                scorers,
-                fit_params=fit_params,
-                classes=classes,
-                n_slots=n_slots,
-            )
-            self._classes = classes
-        else:
-            executor = self._budget_executor(
-                client, X, y, folds, scorers, fit_params, seed, resource, n_slots
-            )
-
-        if isinstance(store, SQLiteStore):
-            store.start(
-                self._adaptive_spec(resource, min_budget, max_budget, n_splits), fingerprint
-            )
-        if self.verbose > 0:
-            print(
-                f"{type(self).__name__}: budget = {resource}, from {min_budget} to {max_budget}, "
-                f"{n_splits} fold(s), on {n_slots} Dask worker threads",
-                file=sys.stderr,
-            )
-        watch = self._watch(store, name, client)
-        bar = ProgressBar(strategy.n_planned, enabled=self.verbose > 0, desc=type(self).__name__)
-        results: list[Result] = list(replayed)
-        history: list[dict[str, Any]] = []
-        t_start = time.perf_counter()
-        for result in replayed:
-            bar.update(result)
-            history.append(_history_row(result, 0.0, None))
-
-        def on_result(result: Result, outcomes: list[UnitOutcome]) -> None:
-            results.append(result)
-            bar.update(result)
-            history.append(
-                _history_row(
-                    result,
-                    time.perf_counter() - t_start,
-                    getattr(executor, "n_partial_fit_calls", None),
-                )
-            )
-            if result.failed and self.error_score == "raise":
-                self._raise_failure(result, outcomes, len(store))
-            if resource == "partial_fit":
-                finished = _finished_trials(strategy)
-                if finished:
-                    keep = self._best_so_far(results)
-                    executor.release([t for t in finished if t != keep])
-
-        metric = refit_metric if isinstance(refit_metric, str) else None
-        status = "interrupted"
-        try:
-            Tuner(strategy, executor, store, metric=metric, on_result=on_result).run()
-            status = "finished"
-        except KeyboardInterrupt:
-            bar.close()
-            print(
-                f"\ndaskhpo: search interrupted; in-flight work was cancelled. {len(store)} finished "
-                "evaluations are kept in search.store_.",
-                file=sys.stderr,
-            )
-            if resource == "partial_fit":
-                executor.close()
-            raise
-        except Exception:
-            status = "failed"
-            if resource == "partial_fit":
-                executor.close()
-            raise
-        finally:
-            bar.close()
-            if isinstance(store, SQLiteStore):
-                store.set_status(status)
-            if watch is not None:
-                watch.finish(status)
-
-        self.history_ = history
-        meta = dict(strategy.metadata())
-        meta["resource"] = resource
-        meta["min_budget"] = min_budget
-        meta["max_budget"] = max_budget
-        if resource == "partial_fit":
-            meta["partial_fit_calls"] = executor.n_partial_fit_calls
+    def _metadata(
+        self, setup: Setup, results: Sequence[Result], stats: Mapping[str, Any], n_splits: int
+    ) -> dict[str, Any]:
+        assert isinstance(setup.strategy, Describing)
+        meta = dict(setup.strategy.metadata())
+        meta.update(setup.extra)
+        if "partial_fit_calls" in stats:
+            meta["partial_fit_calls"] = stats["partial_fit_calls"]
         else:
             # Every evaluation fits from scratch: the budget spent is the sum of the budgets evaluated.
             meta["budget_spent"] = float(sum(float(r.job.budget or 0) for r in results)) * n_splits
-        meta["tasks"] = executor.n_tasks
-        self.metadata_ = meta
-        self.stats_ = {"tasks": executor.n_tasks, "worker_threads": n_slots}
-        if resource == "partial_fit":
-            self.stats_["partial_fit_calls"] = executor.n_partial_fit_calls
-        try:
-            self._finish_adaptive(results, n_splits, scorers, refit_metric, resource, executor)
-        finally:
-            if resource == "partial_fit":
-                executor.close()
-        return self
-
-    def _replay_adaptive(
-        self, store: Any, name: str, fingerprint: str, strategy: Any, resume: bool
-    ) -> list[Result]:
-        """Stored evaluations of this very search, told to the fresh strategy (``resume=True``).
-
-        Models are not stored: a trial promoted after the restart is trained again from the start
-        on the same blocks in the same order, which gives the model it would have had.
-        """
-        records = self._stored_records(
-            store, name, fingerprint, resume, "evaluations", "data or settings"
-        )
-        candidates = getattr(strategy, "_params", {})
-        latest: dict[tuple[int, int], Result] = {}
-        for record in records:
-            tid = int(record["trial_id"])
-            if tid in candidates:
-                latest[(tid, int(record.get("rung", 0)))] = result_from_json(
-                    record, candidates[tid]
-                )
-        replayed = list(latest.values())
-        for result in replayed:
-            strategy.tell(result)
-        return replayed
+        meta["tasks"] = stats["tasks"]
+        return meta
 
     def _adaptive_folds(
         self, X: Any, y: Any, groups: Any, seed: int, resource: str
@@ -446,59 +329,6 @@ class _AdaptiveSearchCV(_DaskSearchMixin):
                 ) from exc
         return self._plan_folds(X, y, groups)
 
-    def _budget_executor(
-        self,
-        client: Any,
-        X: Any,
-        y: Any,
-        folds: Any,
-        scorers: Any,
-        fit_params: dict[str, Any],
-        seed: int,
-        resource: str,
-        n_slots: int,
-    ) -> DaskExecutor:
-        """The cross-validation executor of the grid searches, with the budget put into each job."""
-        score_transformed = True
-        ctx = SearchContext(
-            X=X,
-            y=y,
-            folds=folds,
-            estimator=clone(self.estimator),
-            scorer=scorers,
-            fit_params=fit_params,
-            score_params={},
-            return_train_score=bool(self.return_train_score),
-            score_transformed=score_transformed,
-            subsample_seed=seed
-            if not isinstance(self.random_state, numbers.Integral)
-            else self.random_state,
-        )
-        context_token = tokenize(tokenize(X), y, folds, self.estimator, self.scoring, seed)
-
-        def send_context() -> Any:
-            return client.scatter(ctx, broadcast=True, hash=False)
-
-        if resource == "n_samples":
-
-            def job_params(job: Job) -> Mapping[str, Any]:
-                return {**job.params, SAMPLES_KEY: int(job.budget or 0)}
-        else:
-
-            def job_params(job: Job) -> Mapping[str, Any]:
-                return {**job.params, resource: _as_number(job.budget)}
-
-        self._ctx_sender = send_context
-        return DaskExecutor(
-            client,
-            send_context(),
-            context_token,
-            len(folds),
-            n_slots=n_slots,
-            remake_context=send_context,
-            job_params=job_params,
-        )
-
     def _adaptive_spec(
         self, resource: str, min_budget: Any, max_budget: Any, n_splits: int
     ) -> dict[str, Any]:
@@ -514,159 +344,8 @@ class _AdaptiveSearchCV(_DaskSearchMixin):
             "n_splits": n_splits,
         }
 
-    # -- results --------------------------------------------------------------------------------
-    def _contenders(self, results: Sequence[Result]) -> list[int]:
-        """Indices into ``results`` of the evaluations that compete for best_* (see ``_best_rule``)."""
-        done = [i for i, r in enumerate(results) if not r.failed]
-        if not done:
-            return []
-        if self._best_rule == "last":
-            last: dict[int, int] = {}
-            for i in done:
-                last[results[i].trial_id] = i
-            return sorted(last.values())
-        top = max(float(results[i].job.budget or 0) for i in done)
-        return [i for i in done if float(results[i].job.budget or 0) == top]
-
-    def _best_so_far(self, results: Sequence[Result]) -> int | None:
-        idx = self._contenders(results)
-        if not idx:
-            return None
-        best = max(idx, key=lambda i: (results[i].score, -results[i].trial_id))
-        return results[best].trial_id
-
-    def _finish_adaptive(
-        self,
-        results: list[Result],
-        n_splits: int,
-        scorers: Any,
-        refit_metric: Any,
-        resource: str,
-        executor: Any,
-    ) -> None:
-        results = sorted(results, key=lambda r: (r.job.bracket, r.job.rung, r.trial_id))
-        self._check_failures(results, n_splits)
-        self.multimetric_ = bool(self._multimetric)
-        out = self._fold_entries(results, n_splits)
-        candidates = []
-        for r in results:
-            params = dict(r.job.params)
-            if resource not in _BUILTIN_RESOURCES:
-                params[resource] = _as_number(r.job.budget)
-            candidates.append(params)
-        cv_results = self._format_results(candidates, n_splits, out)
-        cv_results["trial_id"] = np.array([r.trial_id for r in results])
-        cv_results["bracket"] = np.array([r.job.bracket for r in results])
-        cv_results["rung"] = np.array([r.job.rung for r in results])
-        cv_results["budget"] = np.array([_as_number(r.job.budget) for r in results])
-        # scikit-learn's halving searches call these iter and n_resources.
-        cv_results["iter"] = cv_results["rung"]
-        cv_results["n_resources"] = cv_results["budget"]
-        self.cv_results_ = cv_results
-        self.n_splits_ = n_splits
-        self.scorer_ = scorers._scorers if isinstance(scorers, _MultimetricScorer) else scorers
-
-        if self.refit or not self.multimetric_:
-            if callable(self.refit):
-                self.best_index_ = int(self.refit(cv_results))
-            else:
-                key = f"mean_test_{refit_metric}"
-                contenders = self._contenders(results)
-                if not contenders:
-                    contenders = list(range(len(results)))
-                scores = np.asarray(cv_results[key], dtype=float)
-                # Ties go to the lower trial id, as in the strategies (and when models are released).
-                best = max(
-                    contenders,
-                    key=lambda i: (
-                        -math.inf if np.isnan(scores[i]) else scores[i],
-                        -results[i].trial_id,
-                    ),
-                )
-                self.best_index_ = int(best)
-                self.best_score_ = float(scores[best])
-            self.best_params_ = cv_results["params"][self.best_index_]
-            self.best_trial_id_ = int(cv_results["trial_id"][self.best_index_])
-            self.best_budget_ = cv_results["budget"][self.best_index_]
-        if self.refit:
-            t0 = time.perf_counter()
-            self.best_estimator_ = self._refit_best(results, resource, executor)
-            self.refit_time_ = time.perf_counter() - t0
-            if hasattr(self.best_estimator_, "feature_names_in_"):
-                self.feature_names_in_ = self.best_estimator_.feature_names_in_
-
-    def _refit_best(self, results: list[Result], resource: str, executor: Any) -> Any:
-        client = executor.client
-        if resource == "partial_fit":
-            plan = self._plan
-            assert plan is not None
-            if plan.n_splits == 1:
-                # The model trained on the training blocks is the one that was scored: keep it.
-                return executor.model(
-                    self.best_trial_id_, self.best_params_, int(round(float(self.best_budget_)))
-                )
-            # Several folds: train a fresh model on every block for the best budget.
-            blocks = [(b[0], b[1], None) for b in _whole_blocks(plan)]
-            budget = int(round(float(self.best_budget_)))
-            model = None
-            for step in range(budget):
-                model = client.submit(
-                    train_steps,
-                    model,
-                    clone(self.estimator),
-                    dict(self.best_params_),
-                    [blocks[step % len(blocks)]],
-                    executor.fit_params,
-                    self._classes,
-                    pure=False,
-                )
-            if model is None:
-                raise InvalidSearchError("the best trial has no budget to refit with")
-            trained = model.result()
-            if trained.error is not None:
-                raise RuntimeError(f"refitting the best candidate failed:\n{trained.error}")
-            return trained.model
-        ctx_future = executor.context
-        return client.submit(refit, ctx_future, self.best_params_, pure=False).result()[0]
-
 
 _BUDGET_PARAMS = ("n_estimators", "max_iter", "n_iter", "max_epochs", "num_boost_round")
-
-
-def _history_row(result: Result, elapsed: float, calls: int | None) -> dict[str, Any]:
-    return {
-        "trial_id": result.trial_id,
-        "bracket": result.job.bracket,
-        "rung": result.job.rung,
-        "budget": result.job.budget,
-        "score": result.score,
-        "status": result.status.value,
-        "elapsed": elapsed,
-        "partial_fit_calls": calls,
-    }
-
-
-def _whole_blocks(plan: Any) -> list[Any]:
-    seen: dict[int, Any] = {}
-    for fold in (*plan.train, *plan.test):
-        for b in fold:
-            seen.setdefault(id(b[0]), b)
-    return list(seen.values())
-
-
-def _finished_trials(strategy: Any) -> list[int]:
-    """Trials the strategy will never ask again, when it says so (their models can be released)."""
-    fn = getattr(strategy, "finished_trials", None)
-    if fn is None:
-        return []
-    return list(fn())
-
-
-def _as_number(value: Any) -> Any:
-    if value is None:
-        return None
-    f = float(value)
-    return int(f) if f.is_integer() else f
 
 
 def _n_rows(x: Any) -> int | None:
@@ -697,6 +376,63 @@ _COMMON_DOC = """
         Hold the blocks of a dask collection in cluster memory ('auto': when the data takes at most half
         of it); otherwise each task reads or computes the one block it needs.
 """
+
+
+# The constructor arguments every adaptive search shares, in the order their signatures list them
+# after the search's own arguments.
+_COMMON_PARAMS: tuple[tuple[str, Any], ...] = (
+    ("resource", "auto"),
+    ("test_size", None),
+    ("cv", None),
+    ("scoring", None),
+    ("refit", True),
+    ("error_score", np.nan),
+    ("return_train_score", False),
+    ("random_state", None),
+    ("chunk_size", None),
+    ("persist", "auto"),
+    ("n_jobs", None),
+    ("verbose", 0),
+    ("client", None),
+    ("cluster", None),
+    ("storage", None),
+    ("name", None),
+)
+
+
+def adaptive_init(**own: Any) -> Any:
+    """An ``__init__`` taking ``estimator, param_distributions, *, <own>, <common>``.
+
+    ``own`` maps the search's own arguments to their defaults. The method has a real signature
+    (``inspect.signature``, hence ``get_params``, ``clone``, specs and IDEs see every argument) and
+    stores each argument under its name, as scikit-learn requires.
+    """
+    names = [*own, *(k for k, _ in _COMMON_PARAMS if k not in own)]
+    defaults = {**dict(_COMMON_PARAMS), **own}
+    kw = inspect.Parameter.KEYWORD_ONLY
+    signature = inspect.Signature(
+        [
+            inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+            inspect.Parameter("estimator", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+            inspect.Parameter("param_distributions", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+            *(inspect.Parameter(n, kw, default=defaults[n]) for n in names),
+        ]
+    )
+
+    def __init__(self: Any, estimator: Any, param_distributions: Any, **kwargs: Any) -> None:
+        unknown = sorted(set(kwargs) - set(names))
+        if unknown:
+            raise TypeError(
+                f"{type(self).__name__}.__init__() got unexpected keyword argument(s) {unknown}"
+            )
+        self.estimator = estimator
+        self.param_distributions = param_distributions
+        self.pre_dispatch = "2*n_jobs"  # BaseSearchCV's, not a parameter of these searches
+        for n in names:
+            setattr(self, n, kwargs.get(n, defaults[n]))
+
+    __init__.__signature__ = signature  # type: ignore[attr-defined]
+    return __init__
 
 
 @register_search("halving")
@@ -791,11 +527,12 @@ class SuccessiveHalvingSearchCV(_AdaptiveSearchCV):
             reduction_factor=self.reduction_factor,
         )
 
-    def _finish_adaptive(self, results: list[Result], *args: Any, **kwargs: Any) -> None:
-        super()._finish_adaptive(results, *args, **kwargs)
+    def _fitted(self, setup: Setup) -> None:
         # scikit-learn's names for the schedule that was run.
-        self.n_resources_ = list(getattr(self._strategy, "n_resources", []))
-        self.n_candidates_ = list(getattr(self._strategy, "n_candidates", []))
+        strategy = setup.strategy
+        assert isinstance(strategy, SuccessiveHalving)
+        self.n_resources_ = list(strategy.n_resources)
+        self.n_candidates_ = list(strategy.n_candidates)
 
 
 @register_search("hyperband")
@@ -867,14 +604,17 @@ class ASHASearchCV(_AdaptiveSearchCV):
     """Asynchronous successive halving (Li et al. 2020): a trial moves up a rung as soon as it is in the
     top ``1/reduction_factor`` of the trials finished at its rung, with no barrier, so no worker waits
     for a rung to fill. Which candidates exist depends only on the seed; which are promoted also depends
-    on the order results arrive in. ``best_*`` come from the evaluations at the largest budget reached."""
+    on the order results arrive in. ``best_*`` come from the evaluations at the largest budget reached.
+    ``n_candidates`` trials are started (``n_trials``, its former name, is accepted with a
+    ``FutureWarning``)."""
 
     def __init__(
         self,
         estimator: Any,
         param_distributions: Any,
         *,
-        n_trials: int = 50,
+        n_candidates: int = 50,
+        n_trials: Any = "deprecated",
         max_budget: Any = None,
         min_budget: Any = None,
         reduction_factor: float = 3,
@@ -906,6 +646,7 @@ class ASHASearchCV(_AdaptiveSearchCV):
             return_train_score=return_train_score,
         )
         self.param_distributions = param_distributions
+        self.n_candidates = n_candidates
         self.n_trials = n_trials
         self.max_budget = max_budget
         self.min_budget = min_budget
@@ -921,11 +662,14 @@ class ASHASearchCV(_AdaptiveSearchCV):
         self.name = name
 
     def _make_adaptive(self, source: RandomSource, min_budget: Any, max_budget: Any) -> Any:
-        if not isinstance(self.n_trials, numbers.Integral) or self.n_trials < 1:
-            raise InvalidSearchError(f"n_trials={self.n_trials!r}: use a positive integer.")
+        n = self._n_candidates()
+        if not isinstance(n, numbers.Integral) or n < 1:
+            raise InvalidSearchError(
+                f"n_candidates={n!r}: use a positive integer (the number of trials ASHA starts)."
+            )
         return ASHA(
             source,
-            n_trials=int(self.n_trials),
+            n_trials=int(n),
             max_budget=max_budget,
             min_budget=min_budget,
             reduction_factor=self.reduction_factor,
@@ -941,58 +685,7 @@ class IncrementalSearchCV(_AdaptiveSearchCV):
     _best_rule = "last"
     _uses_reduction_factor = False
 
-    def __init__(
-        self,
-        estimator: Any,
-        param_distributions: Any,
-        *,
-        n_candidates: int = 10,
-        max_budget: Any = None,
-        step: int = 1,
-        patience: int | None = None,
-        tol: float = 1e-3,
-        resource: str = "auto",
-        test_size: float | None = None,
-        cv: Any = None,
-        scoring: Any = None,
-        refit: Any = True,
-        error_score: Any = np.nan,
-        return_train_score: bool = False,
-        random_state: Any = None,
-        chunk_size: int | None = None,
-        persist: Any = "auto",
-        n_jobs: int | None = None,
-        verbose: int = 0,
-        client: Any = None,
-        cluster: Any = None,
-        storage: str | None = None,
-        name: str | None = None,
-    ) -> None:
-        super().__init__(
-            estimator,
-            scoring=scoring,
-            n_jobs=n_jobs,
-            refit=refit,
-            cv=cv,
-            verbose=verbose,
-            error_score=error_score,
-            return_train_score=return_train_score,
-        )
-        self.param_distributions = param_distributions
-        self.n_candidates = n_candidates
-        self.max_budget = max_budget
-        self.step = step
-        self.patience = patience
-        self.tol = tol
-        self.resource = resource
-        self.test_size = test_size
-        self.random_state = random_state
-        self.chunk_size = chunk_size
-        self.persist = persist
-        self.client = client
-        self.cluster = cluster
-        self.storage = storage
-        self.name = name
+    __init__ = adaptive_init(n_candidates=10, max_budget=None, step=1, patience=None, tol=1e-3)
 
     def _make_adaptive(self, source: RandomSource, min_budget: Any, max_budget: Any) -> Any:
         return Incremental(
@@ -1002,6 +695,37 @@ class IncrementalSearchCV(_AdaptiveSearchCV):
             step=self.step,
             patience=self.patience,
             tol=self.tol,
+        )
+
+
+@register_search("median")
+class MedianStoppingSearchCV(_AdaptiveSearchCV):
+    """Median stopping (Golovin et al. 2017, Google Vizier): every trial trains in steps of ``step``
+    budget and is stopped once its best score is below the median of the other trials' running
+    averages at the same budget (after ``grace_budget``, with at least ``min_trials`` others).
+    Asynchronous, like ASHA. ``best_*`` come from each trial's last score. See
+    :mod:`daskhpo.strategies.median`."""
+
+    _best_rule = "last"
+    _uses_reduction_factor = False
+    __init__ = adaptive_init(
+        n_candidates=20,
+        max_budget=None,
+        min_budget=None,
+        step=None,
+        grace_budget=None,
+        min_trials=3,
+    )
+
+    def _make_adaptive(self, source: RandomSource, min_budget: Any, max_budget: Any) -> Any:
+        return MedianStopping(
+            source,
+            n_candidates=self.n_candidates,
+            max_budget=max_budget,
+            min_budget=min_budget,
+            step=self.step,
+            grace_budget=self.grace_budget,
+            min_trials=self.min_trials,
         )
 
 

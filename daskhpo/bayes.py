@@ -42,8 +42,11 @@ class BayesSearchCV(_DaskSearchMixin):
         (``uniform``, ``loguniform``, ``randint``). A list of dicts is a set of conditional branches
         (a trial picks one branch and sets only its parameters). A ``Categorical`` whose choices are all
         dicts is a nested choice: a trial picks one dict and its entries join the trial's parameters.
-    n_trials : int
+    n_candidates : int
         Number of trials (configurations evaluated), counting those replayed by ``resume``.
+    n_trials : int, deprecated
+        The former name of ``n_candidates`` (every facade now says ``n_candidates``); still accepted,
+        with a ``FutureWarning``.
     sampler : str
         ``"tpe"``, ``"gp"`` (needs PyTorch), ``"cmaes"``, ``"random"``, ``"nsga2"``, or ``"auto"``:
         TPE for one objective, NSGA-II for several.
@@ -106,7 +109,7 @@ class BayesSearchCV(_DaskSearchMixin):
     >>> from sklearn.svm import SVC
     >>> from daskhpo import BayesSearchCV, Float
     >>> X, y = load_iris(return_X_y=True)
-    >>> search = BayesSearchCV(SVC(), {"C": Float(1e-2, 1e2, log=True)}, n_trials=20, random_state=0)
+    >>> search = BayesSearchCV(SVC(), {"C": Float(1e-2, 1e2, log=True)}, n_candidates=20, random_state=0)
     >>> search.fit(X, y).best_params_  # doctest: +SKIP
     {'C': 3.1...}
     """
@@ -118,7 +121,8 @@ class BayesSearchCV(_DaskSearchMixin):
         estimator: Any,
         search_space: Any,
         *,
-        n_trials: int = 50,
+        n_candidates: int = 50,
+        n_trials: Any = "deprecated",
         sampler: str = "auto",
         sampler_options: Mapping[str, Any] | None = None,
         directions: Any = None,
@@ -150,6 +154,7 @@ class BayesSearchCV(_DaskSearchMixin):
             return_train_score=return_train_score,
         )
         self.search_space = search_space
+        self.n_candidates = n_candidates
         self.n_trials = n_trials
         self.sampler = sampler
         self.sampler_options = sampler_options
@@ -232,63 +237,50 @@ class BayesSearchCV(_DaskSearchMixin):
             )
         return BayesStrategy(
             self.search_space,
-            self.n_trials,
+            self._n_candidates(),
             sampler=sampler,
             sampler_options=self.sampler_options,
             random_state=self.random_state,
             objectives=objectives,
-            max_in_flight=1,
+            max_in_flight=self.n_parallel,
         )
 
-    def _start_strategy(self, strategy: Any, n_slots: int) -> None:
-        strategy.max_in_flight = int(self.n_parallel) if self.n_parallel else n_slots
+    def _example_params(self, strategy: Any) -> Any:
+        return strategy.example_params()
 
     # -- multi-objective results --------------------------------------------------------------------
-    def _finish(
-        self,
-        results: list[Result],
-        candidates: list[dict[str, Any]] | None,
-        n_splits: int,
-        scorers: Any,
-        refit_metric: Any,
-        client: Any,
-        executor: Any,
-    ) -> None:
+    def _extend_results(self, cv_results: dict[str, Any], rows: Sequence[Result]) -> None:
+        """With several objectives: the ``is_pareto_optimal`` column and ``pareto_front_``."""
         self.__dict__.pop("pareto_front_", None)  # from an earlier fit
-        ordered = sorted(results, key=lambda r: r.trial_id)
-        self._trial_failed = [r.failed for r in ordered]
-        super()._finish(results, candidates, n_splits, scorers, refit_metric, client, executor)
-
-    def _format_results(
-        self, candidate_params: Any, n_splits: int, out: Any, more_results: Any = None
-    ) -> dict[str, Any]:
-        results: dict[str, Any] = super()._format_results(
-            candidate_params, n_splits, out, more_results
-        )
         objectives = self._objectives()
-        if len(objectives) > 1:
-            front = self._pareto(results, objectives)
-            mask = np.zeros(len(results["params"]), dtype=bool)
-            mask[front] = True
-            results["is_pareto_optimal"] = mask
-            self.pareto_front_ = [
-                {
-                    "index": int(i),
-                    "params": results["params"][i],
-                    "values": {name: float(results[_column(name)][i]) for name, _ in objectives},
-                }
-                for i in front
-            ]
-        return results
+        if len(objectives) < 2:
+            return
+        front = self._pareto(cv_results, objectives, [r.failed for r in rows])
+        mask = np.zeros(len(cv_results["params"]), dtype=bool)
+        mask[front] = True
+        cv_results["is_pareto_optimal"] = mask
+        self.pareto_front_ = [
+            {
+                "index": int(i),
+                "params": cv_results["params"][i],
+                "values": {name: float(cv_results[_column(name)][i]) for name, _ in objectives},
+            }
+            for i in front
+        ]
 
-    def _pareto(self, results: Mapping[str, Any], objectives: list[tuple[str, str]]) -> list[int]:
+    def _pareto(
+        self,
+        results: Mapping[str, Any],
+        objectives: list[tuple[str, str]],
+        failed_rows: Sequence[bool],
+    ) -> list[int]:
         """Indices of the Pareto-optimal trials, best first by the documented rule."""
         signs = np.array([1.0 if d == "maximize" else -1.0 for _, d in objectives])
         values = (
             np.column_stack([np.asarray(results[_column(n)], dtype=float) for n, _ in objectives])
             * signs
         )
-        failed = np.asarray(getattr(self, "_trial_failed", [False] * len(values)), dtype=bool)
+        failed = np.asarray(failed_rows, dtype=bool)
         ok = ~failed & np.all(np.isfinite(values), axis=1)
         front = []
         for i in np.flatnonzero(ok):

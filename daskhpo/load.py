@@ -12,10 +12,8 @@ the same from the command line.
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -119,14 +117,16 @@ class StoredSearch:
         ``'new'``, ``'running'`` (or killed while running), ``'interrupted'``, ``'failed'`` or
         ``'finished'``.
     n_trials : int
-        Distinct trials stored (the rows of ``cv_results_``).
+        Distinct trials stored.
     cv_results_ : dict
-        The same keys as the search's own ``cv_results_``, one row per stored trial in trial order.
+        The same keys, rows and order as the search's own ``cv_results_`` (built by the same code,
+        :mod:`daskhpo.results`): one row per trial, or per (trial, rung) for adaptive searches.
         ``params`` (and the ``param_*`` columns) hold the stored JSON form of each value: numbers,
         strings, booleans and None as they were, tuples as lists, other objects (an estimator
         searched over, say) as ``{"__repr__": "..."}``. Failed folds score ``error_score``.
     best_index_, best_score_, best_params_
-        As the search computes them (absent when nothing is stored yet, when ``refit`` was a
+        As the search computes them, by the same rule (for adaptive searches also ``best_trial_id_``
+        and ``best_budget_``) (absent when nothing is stored yet, when ``refit`` was a
         callable, or for several metrics with ``refit=False``).
     n_splits_, multimetric_ : int, bool
     settings : dict
@@ -156,11 +156,8 @@ class StoredSearch:
         document = settings.pop("document", None)
         self.document: dict[str, Any] | None = document if isinstance(document, dict) else None
         self.settings = settings
-        latest: dict[int, dict[str, Any]] = {}
-        for record in records:
-            latest[int(record["trial_id"])] = record
-        self.records = [latest[t] for t in sorted(latest)]
-        self.n_trials = len(self.records)
+        self.records = list(records)
+        self.n_trials = len({int(r["trial_id"]) for r in self.records})
         self._build()
 
     # -- settings the search recorded -------------------------------------------------------------
@@ -172,14 +169,15 @@ class StoredSearch:
         return default
 
     def _build(self) -> None:
-        from sklearn.model_selection._search import BaseSearchCV
+        from .results import best_position, build_cv_results, latest_evaluations, metric_names
+        from .store import result_from_json
 
-        records = self.records
+        rows = latest_evaluations(result_from_json(r) for r in self.records)
         n_splits = self.settings.get("n_splits")
         if not isinstance(n_splits, int):
-            n_splits = len(records[0]["fit_times"]) if records else 0
+            n_splits = len(rows[0].fit_times) if rows else 0
         self.n_splits_ = n_splits
-        names = next((list(r["test_scores"]) for r in records if r["test_scores"]), ["score"])
+        names = metric_names(rows)
         scoring = self.settings.get("scoring")
         listed = isinstance(scoring, str) and scoring.startswith(("[", "{", "(", "set("))
         self.multimetric_ = names != ["score"] or listed
@@ -187,43 +185,22 @@ class StoredSearch:
         if isinstance(err, str) and err.lower() == "nan":
             err = math.nan
         self.error_score = err
-        has_train = any(r.get("train_scores") for r in records)
+        has_train = any(r.train_scores for r in rows)
         self.return_train_score = bool(self._setting("return_train_score", has_train))
         self.refit = self._setting("refit", True)
-        if not records:
+        adaptive = any(r.job.budget is not None for r in rows)
+        rule = self.settings.get("best_rule") or ("top" if adaptive else "all")
+        if not rows:
             self.cv_results_: dict[str, Any] = {}
             return
-        fill = math.nan if err == "raise" else err
-
-        def fold_scores(scores: Mapping[str, Any] | None, k: int, failed: bool) -> Any:
-            values = {
-                n: fill
-                if failed or not scores or n not in scores or scores[n][k] is None
-                else scores[n][k]
-                for n in names
-            }
-            return values if self.multimetric_ else values[names[0]]
-
-        out = []
-        for r in records:
-            errors = r.get("errors") or [None] * n_splits
-            for k in range(n_splits):
-                failed = k >= len(errors) or errors[k] is not None
-                entry: dict[str, Any] = {
-                    "fit_time": r["fit_times"][k] if k < len(r["fit_times"]) else 0.0,
-                    "score_time": r["score_times"][k] if k < len(r["score_times"]) else 0.0,
-                    "test_scores": fold_scores(r["test_scores"], k, failed),
-                }
-                if self.return_train_score:
-                    entry["train_scores"] = fold_scores(r.get("train_scores"), k, failed)
-                out.append(entry)
-        candidates = [dict(r["params"]) for r in records]
-        with warnings.catch_warnings():
-            # The search already warned about failed fits when it ran; reading them back is quiet.
-            warnings.simplefilter("ignore", UserWarning)
-            shim = SimpleNamespace(return_train_score=self.return_train_score)
-            self.cv_results_ = BaseSearchCV._format_results(shim, candidates, n_splits, out)
-
+        self.cv_results_ = build_cv_results(
+            rows,
+            n_splits,
+            error_score=err,
+            multimetric=self.multimetric_,
+            return_train_score=self.return_train_score,
+            budget_param=self.settings.get("budget_param"),
+        )
         refit = self.refit
         if isinstance(refit, Mapping):  # a callable, stored as its repr: it cannot be called here
             return
@@ -233,9 +210,18 @@ class StoredSearch:
                 metric = "score"
             if f"rank_test_{metric}" not in self.cv_results_:
                 return
-            self.best_index_ = int(np.argmin(self.cv_results_[f"rank_test_{metric}"]))
-            self.best_score_ = self.cv_results_[f"mean_test_{metric}"][self.best_index_]
-            self.best_params_ = self.cv_results_["params"][self.best_index_]
+            scores = self.cv_results_[f"mean_test_{metric}"]
+            if rule == "all":
+                best = int(np.argmin(self.cv_results_[f"rank_test_{metric}"]))
+            else:
+                found = best_position(rows, rule, scores=scores)
+                best = int(found) if found is not None else 0
+            self.best_index_ = best
+            self.best_score_ = scores[best]
+            self.best_params_ = self.cv_results_["params"][best]
+            self.best_trial_id_ = rows[best].trial_id
+            if "budget" in self.cv_results_:
+                self.best_budget_ = self.cv_results_["budget"][best]
 
     def __getattr__(self, attr: str) -> Any:
         # Only called for attributes that are not there: say why, instead of a bare AttributeError.

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import difflib
 import numbers
-import sys
 import warnings
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -20,7 +19,6 @@ from typing import Any
 import numpy as np
 from dask.base import is_dask_collection, tokenize
 from sklearn.base import clone, is_classifier
-from sklearn.exceptions import FitFailedWarning
 from sklearn.metrics._scorer import _BaseScorer, _MultimetricScorer, _PassthroughScorer
 from sklearn.model_selection import (
     RepeatedStratifiedKFold,
@@ -32,23 +30,15 @@ from sklearn.model_selection._search import BaseSearchCV
 from sklearn.pipeline import Pipeline
 from sklearn.utils import indexable
 
-from .cluster import get_client
-from .exceptions import FitFailedError, InvalidSearchError, InvalidSearchTypeError
-from .execution.executor import DaskExecutor, params_token
-from .execution.tasks import SearchContext, UnitOutcome, refit
-from .progress import ProgressBar
+from .exceptions import InvalidSearchError, InvalidSearchTypeError
+from .execution.executor import params_token
+from .execution.work import CrossValWork
 from .registry import register_search
-from .store import SQLiteStore, open_store, result_from_json
-from .strategies.base import Result
+from .run import FitInput, SearchRun, Setup
+from .strategies.base import Describing, Enumerated, Result
 from .strategies.candidates import CandidateList, GridStrategy, RandomStrategy
-from .tuner import Tuner
 
 __all__ = ["GridSearchCV", "RandomizedSearchCV"]
-
-
-def _attach_data(ctx: SearchContext, X: Any) -> SearchContext:
-    ctx.X = X
-    return ctx
 
 
 def _n_rows(x: Any) -> int | None:
@@ -92,6 +82,15 @@ class _DaskSearchMixin(BaseSearchCV):
         # A CandidateList, or a strategy without upfront candidates that offers example_params(),
         # signature(), restore() and n_planned (see daskhpo.strategies.bayes.BayesStrategy).
         raise NotImplementedError
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A fitted search pickles without its cluster: a live Client (or cluster object) holds
+        # sockets and threads. Target strings such as "tcp://host:8786" are kept.
+        state = dict(super().__getstate__())
+        for key in ("client", "cluster"):
+            if not (state.get(key) is None or isinstance(state[key], str)):
+                state[key] = None
+        return state
 
     def __sklearn_clone__(self) -> Any:
         # clone() deep-copies non-estimator parameters; a live Client must be shared, not copied.
@@ -138,6 +137,19 @@ class _DaskSearchMixin(BaseSearchCV):
                 raise InvalidSearchTypeError(f"trial_timeout={timeout!r}: {fix}")
             if not 0 < float(timeout) < float("inf"):
                 raise InvalidSearchError(f"trial_timeout={timeout!r}: {fix}")
+
+    def _n_candidates(self) -> Any:
+        """``n_candidates``, or the value of its deprecated alias ``n_trials`` when that was given."""
+        old = getattr(self, "n_trials", "deprecated")
+        if isinstance(old, str) and old == "deprecated":
+            return self.n_candidates
+        warnings.warn(
+            f"{type(self).__name__}(n_trials={old!r}): n_trials was renamed n_candidates, the name "
+            "every daskhpo search uses; pass n_candidates instead (n_trials will be removed).",
+            FutureWarning,
+            stacklevel=5,
+        )
+        return old
 
     def _cluster_target(self) -> Any:
         """What ``client=`` or ``cluster=`` names (at most one of them may be set)."""
@@ -248,7 +260,7 @@ class _DaskSearchMixin(BaseSearchCV):
 
     # -- fit --------------------------------------------------------------------------------------------
     def fit(self, X: Any, y: Any = None, *, resume: bool = False, **params: Any) -> Any:
-        """Evaluate every candidate on every fold on the Dask cluster, then refit the best.
+        """Run the search on the Dask cluster, then refit the best candidate there.
 
         Parameters
         ----------
@@ -272,247 +284,103 @@ class _DaskSearchMixin(BaseSearchCV):
         FitFailedError
             When every fit failed.
         """
-        self._check_settings()
+        return SearchRun(self).fit(X, y, resume=resume, params=params)
+
+    def _setup(self, data: FitInput) -> Setup:
+        """What this search evaluates: its strategy and work (see :class:`daskhpo.run.Setup`)."""
         strategy = self._make_strategy()
-        # None: a strategy (Bayesian, say) whose candidates are only known as its trials are asked.
-        candidates: list[dict[str, Any]] | None = getattr(strategy, "candidates", None)
-        self._check_param_names(candidates if candidates is not None else strategy.example_params())
-        scorers, refit_metric = self._checked_scorers()
-        X, y = self._checked_xy(X, y)
+        return self._crossval_setup(data, strategy)
+
+    def _example_params(self, strategy: Any) -> Sequence[Mapping[str, Any]]:
+        """Candidates showing every parameter name the search sets (checked before any work)."""
+        return strategy.candidates
+
+    def _crossval_setup(self, data: FitInput, strategy: Any) -> Setup:
+        """Every candidate fitted from scratch on every fold (grid, random and Bayesian searches)."""
+        candidates = strategy.candidates if isinstance(strategy, Enumerated) else None
+        self._check_param_names(self._example_params(strategy))
+        X, y, groups = data.X, data.y, data.groups
         if is_dask_collection(y):
             y = np.asarray(y.compute())
-        routed = self._get_routed_params_for_fit(params)
-        groups = routed.splitter.split.get("groups")
         if is_dask_collection(groups):
             groups = np.asarray(groups.compute())
-        fit_params = dict(routed.estimator.fit)
-        score_params = dict(routed.scorer.score)
         folds = self._plan_folds(X, y, groups)
-        n_splits = len(folds)
-
+        scorers = data.scorers
         score_transformed = isinstance(scorers, (_BaseScorer, _PassthroughScorer)) or (
             isinstance(scorers, _MultimetricScorer)
             and all(
                 isinstance(s, (_BaseScorer, _PassthroughScorer)) for s in scorers._scorers.values()
             )
         )
-        dask_x = is_dask_collection(X)
-        ctx = SearchContext(
-            X=None if dask_x else X,
-            y=y,
-            folds=folds,
-            estimator=clone(self.estimator),
-            scorer=scorers,
-            fit_params=fit_params,
-            score_params=score_params,
-            return_train_score=bool(self.return_train_score),
-            score_transformed=score_transformed,
-        )
-        data_token = X.name if hasattr(X, "name") and dask_x else tokenize(X)
-        context_token = tokenize(
+        data_token = X.name if hasattr(X, "name") and is_dask_collection(X) else tokenize(X)
+        token = tokenize(
             data_token,
             y,
             folds,
             self.estimator,
             self.scoring,
-            fit_params,
-            score_params,
+            data.fit_params,
+            data.score_params,
             bool(self.return_train_score),
         )
-        fingerprint = tokenize(
-            context_token,
-            [params_token(c) for c in candidates]
-            if candidates is not None
-            else strategy.signature(),
-        )
-        name = self.name or f"{type(self.estimator).__name__}-{fingerprint[:12]}"
-        store = open_store(self.storage, name)
-        replayed = self._replay(
-            store, name, fingerprint, candidates, resume, getattr(strategy, "restore", None)
-        )
-        for result in replayed:
-            strategy.tell(result)
-
-        client = get_client(self._cluster_target(), verbose=self.verbose)
-        n_slots = self._slots(client)
-        self._start_strategy(strategy, n_slots)
-
-        def send_context() -> Any:
-            if dask_x:
-                # The dask collection is computed on the cluster, never on this machine.
-                return client.submit(
-                    _attach_data,
-                    client.scatter(ctx, broadcast=True, hash=False),
-                    client.compute(X),
-                    pure=False,
-                )
-            return client.scatter(ctx, broadcast=True, hash=False)
-
-        ctx_future = send_context()
-
-        prefix = (
-            _pipeline_prefix(self.estimator) if not fit_params and candidates is not None else None
-        )
-        demand: Counter[str] = Counter()
-        if prefix is not None and candidates is not None:
-            unique = {params_token(c): c for c in candidates}.values()
-            leading = [prefix(c) for c in unique]
-            demand = Counter(params_token(p) for p in leading if p is not None)
-            # No sharing when a candidate changes pipeline-level params, or too little to pay for it.
-            if sum(demand.values()) < len(leading) or len(demand) * 2 > len(leading):
-                prefix = None
-
-        executor = DaskExecutor(
-            client,
-            ctx_future,
-            context_token,
-            n_splits,
+        prefix, demand = self._prefix_sharing(candidates, data.fit_params)
+        work = CrossValWork(
+            X=X,
+            y=y,
+            folds=folds,
+            estimator=clone(self.estimator),
+            scorer=scorers,
+            token=token,
+            fit_params=data.fit_params,
+            score_params=data.score_params,
+            return_train_score=bool(self.return_train_score),
+            score_transformed=score_transformed,
+            trial_timeout=getattr(self, "trial_timeout", None),
             prefix_params=prefix,
             prefix_demand=demand,
-            n_slots=n_slots,
-            remake_context=send_context,
-            trial_timeout=getattr(self, "trial_timeout", None),
         )
-        self.store_ = store
-        self._multimetric: bool | None = None
-        for result in replayed:
-            if result.test_scores and self._multimetric is None:
-                self._multimetric = list(result.test_scores) != ["score"]
-        n_planned = len(candidates) if candidates is not None else int(strategy.n_planned)
-        if self.verbose > 0:
-            print(
-                f"Fitting {n_splits} folds for each of {n_planned} "
-                f"{'candidates' if candidates is not None else 'trials'}, totalling "
-                f"{n_splits * n_planned} fits on {n_slots} Dask worker threads",
-                file=sys.stderr,
-            )
-        watch = self._watch(store, name, client)
-        bar = ProgressBar(n_planned, enabled=self.verbose > 0, desc=type(self).__name__)
-        for result in replayed:
-            bar.update(result)
-
-        fresh: list[Result] = []
-
-        def on_result(result: Result, outcomes: list[UnitOutcome]) -> None:
-            fresh.append(result)
-            bar.update(result)
-            for o in outcomes:
-                if o.error is None and self._multimetric is None:
-                    self._multimetric = isinstance(o.test_scores, dict)
-            if result.failed and self.error_score == "raise":
-                self._raise_failure(result, outcomes, len(store))
-
-        metric = refit_metric if isinstance(refit_metric, str) else None
-        if isinstance(store, SQLiteStore):
-            store.start(self._spec(n_planned, n_splits), fingerprint)
-        status = "interrupted"
-        try:
-            Tuner(strategy, executor, store, metric=metric, on_result=on_result).run()
-            status = "finished"
-        except KeyboardInterrupt:
-            bar.close()
-            where = (
-                f"in {self.storage} as {name!r}: call fit(..., resume=True) with the same arguments "
-                "to continue"
-                if isinstance(store, SQLiteStore)
-                else "in search.store_; pass storage='sqlite:///FILE.db' to be able to resume"
-            )
-            print(
-                f"\ndaskhpo: search interrupted; in-flight work was cancelled. {len(store)} finished "
-                f"trials are kept {where}.",
-                file=sys.stderr,
-            )
-            raise
-        except Exception:
-            status = "failed"
-            raise
-        finally:
-            bar.close()
-            if isinstance(store, SQLiteStore):
-                store.set_status(status)
-            if watch is not None:
-                watch.finish(status)
-        self.stats_ = {
-            "tasks": executor.n_tasks,
-            "units_computed": executor.n_units_computed,
-            "units_shared": executor.n_units_shared,
-            "prefix_tasks": executor.n_prefix_tasks,
-            "worker_threads": n_slots,
-            "trials_replayed": len(replayed),
-            "units_retried": executor.n_units_retried,
-            "units_timed_out": executor.n_units_timed_out,
-            **getattr(strategy, "stats", {}),
-        }
-
-        latest = {r.trial_id: r for r in [*replayed, *fresh]}
-        self._finish(
-            list(latest.values()), candidates, n_splits, scorers, refit_metric, client, executor
+        n_planned = int(strategy.n_planned)
+        noun = "candidates" if candidates is not None else "trials"
+        return Setup(
+            strategy=strategy,
+            work=work,
+            fingerprint=tokenize(token, strategy.signature()),
+            settings=self._spec(n_planned, len(folds)),
+            best_rule="all",
+            name_prefix=type(self.estimator).__name__,
+            header=f"Fitting {len(folds)} folds for each of {n_planned} {noun}, totalling "
+            f"{len(folds) * n_planned} fits on {{n_slots}} Dask worker threads",
         )
-        return self
 
-    def _replay(
-        self,
-        store: Any,
-        name: str,
-        fingerprint: str,
-        candidates: list[dict[str, Any]] | None,
-        resume: bool,
-        restore: Any = None,
-    ) -> list[Result]:
-        """Stored results to resume from (after checking they belong to this very search).
+    def _prefix_sharing(
+        self, candidates: Sequence[Mapping[str, Any]] | None, fit_params: Mapping[str, Any]
+    ) -> tuple[Any, Counter[str]]:
+        """For a pipeline, which leading-step params each candidate has, and how many share each."""
+        prefix = _pipeline_prefix(self.estimator) if not fit_params and candidates else None
+        demand: Counter[str] = Counter()
+        if prefix is None or candidates is None:
+            return None, demand
+        unique = {params_token(c): c for c in candidates}.values()
+        leading = [prefix(c) for c in unique]
+        demand = Counter(params_token(p) for p in leading if p is not None)
+        # No sharing when a candidate changes pipeline-level params, or too little to pay for it.
+        if sum(demand.values()) < len(leading) or len(demand) * 2 > len(leading):
+            return None, Counter()
+        return prefix, demand
 
-        Without ``candidates`` (trials asked one by one), ``restore`` maps a stored trial's JSON
-        params back to the search space's own objects.
-        """
-        records = self._stored_records(
-            store, name, fingerprint, resume, "trials", "data, settings or candidates"
-        )
-        latest: dict[int, dict[str, Any]] = {}
-        for record in records:
-            if candidates is None or 0 <= int(record["trial_id"]) < len(candidates):
-                latest[int(record["trial_id"])] = record
-        if candidates is None:
-            return [
-                result_from_json(d, restore(d["params"]) if restore else None)
-                for _, d in sorted(latest.items())
-            ]
-        # Replace the JSON stand-ins of the params with the candidates' own objects.
-        return [result_from_json(d, candidates[tid]) for tid, d in sorted(latest.items())]
+    # -- hooks of the run (daskhpo.run.SearchRun) ------------------------------------------------
+    def _extend_results(self, cv_results: dict[str, Any], rows: Sequence[Result]) -> None:
+        """Add columns of this search's own to ``cv_results``."""
 
-    def _stored_records(
-        self, store: Any, name: str, fingerprint: str, resume: bool, noun: str, what: str
-    ) -> list[dict[str, Any]]:
-        """The stored records to resume from, after checking that ``resume`` and the store agree.
+    def _metadata(
+        self, setup: Setup, results: Sequence[Result], stats: Mapping[str, Any], n_splits: int
+    ) -> dict[str, Any]:
+        """``metadata_`` of a search whose strategy describes itself."""
+        assert isinstance(setup.strategy, Describing)
+        return dict(setup.strategy.metadata())
 
-        Refuses ``resume=True`` without a SQLite store, a store that already holds ``noun`` (trials,
-        evaluations) unless ``resume``, and a store written by a search whose fingerprint (its
-        ``what``: data, settings...) differs from this fit's. Empty when there is nothing to replay.
-        """
-        if not isinstance(store, SQLiteStore):
-            if resume:
-                raise InvalidSearchError(
-                    "resume=True needs a stored search: pass storage='sqlite:///path.db' (and name=) "
-                    "to the search that is to be resumed."
-                )
-            return []
-        info = store.info()
-        where = f"{self.storage} (search {name!r})"
-        if info["n_trials"] and not resume:
-            raise InvalidSearchError(
-                f"{where} already holds {info['n_trials']} {noun}: pass resume=True to fit to "
-                "continue it, or another name= to start a new search."
-            )
-        if not info["n_trials"]:
-            return []
-        if info["fingerprint"] != fingerprint:
-            hint = ""
-            if getattr(self, "random_state", 0) is None:
-                hint = " A randomized search draws new candidates each time unless random_state is set."
-            raise InvalidSearchError(
-                f"{where} was run on other {what} than this fit: resume it with the same ones, or "
-                f"pass another name= to start a new search.{hint}"
-            )
-        return list(store.records())
+    def _fitted(self, setup: Setup) -> None:
+        """Called at the end of a successful fit."""
 
     def _spec(self, n_candidates: int, n_splits: int) -> dict[str, Any]:
         return {
@@ -534,24 +402,6 @@ class _DaskSearchMixin(BaseSearchCV):
             "refit": self.refit,
             "return_train_score": bool(self.return_train_score),
         }
-
-    def _refit_on_cluster(self, client: Any, executor: DaskExecutor) -> tuple[Any, float]:
-        from distributed.client import FutureCancelledError
-
-        for attempt in range(3):
-            # Re-send the data if every worker holding it has died (always, after a cancellation).
-            executor._context_lost(force=attempt > 0)
-            try:
-                return client.submit(
-                    refit, executor.context, self.best_params_, pure=False
-                ).result()
-            except FutureCancelledError:
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
-
-    def _start_strategy(self, strategy: Any, n_slots: int) -> None:
-        """Hook run once the cluster is known: ``n_slots`` worker threads will run the search."""
 
     def _watch(self, store: Any, name: str, client: Any) -> Any:
         """Show this search on the live dashboard (printing its URL when verbose); None if off.
@@ -594,112 +444,6 @@ class _DaskSearchMixin(BaseSearchCV):
         if self.n_jobs < 0:
             return max(1, total + 1 + self.n_jobs)
         return min(total, int(self.n_jobs))
-
-    def _raise_failure(self, result: Result, outcomes: list[UnitOutcome], n_stored: int) -> None:
-        fold, bad = next((k, o) for k, o in enumerate(outcomes) if o.error is not None)
-        note = (
-            f"daskhpo: raised while fitting candidate {dict(result.job.params)!r} on fold {fold} "
-            f"(error_score='raise'). The {n_stored} finished trials are kept in search.store_; set "
-            "error_score=np.nan to record failing candidates and go on."
-        )
-        if bad.exception is not None:
-            bad.exception.add_note(note)
-            raise bad.exception
-        raise FitFailedError(f"{note}\n{bad.error}")
-
-    def _finish(
-        self,
-        results: list[Result],
-        candidates: list[dict[str, Any]] | None,
-        n_splits: int,
-        scorers: Any,
-        refit_metric: Any,
-        client: Any,
-        executor: DaskExecutor,
-    ) -> None:
-        results = sorted(results, key=lambda r: r.trial_id)
-        self._check_failures(results, n_splits)
-        self.multimetric_ = bool(self._multimetric)
-        if callable(self.scoring) and self.multimetric_:
-            names = list(next(r.test_scores for r in results if r.test_scores))
-            try:
-                self._check_refit_for_multimetric(names)
-            except ValueError as exc:
-                raise InvalidSearchError(str(exc)) from exc
-            refit_metric = self.refit
-        out = self._fold_entries(results, n_splits)
-        if candidates is None:  # rows are the told trials, in trial order
-            candidates = [dict(r.job.params) for r in results]
-        cv_results = self._format_results(candidates, n_splits, out)
-
-        if self.refit or not self.multimetric_:
-            self.best_index_ = int(self._select_best_index(self.refit, refit_metric, cv_results))
-            if not callable(self.refit):
-                self.best_score_ = cv_results[f"mean_test_{refit_metric}"][self.best_index_]
-            self.best_params_ = cv_results["params"][self.best_index_]
-        if self.refit:
-            estimator, seconds = self._refit_on_cluster(client, executor)
-            self.best_estimator_ = estimator
-            self.refit_time_ = seconds
-            if hasattr(estimator, "feature_names_in_"):
-                self.feature_names_in_ = estimator.feature_names_in_
-        self.scorer_ = scorers._scorers if isinstance(scorers, _MultimetricScorer) else scorers
-        self.cv_results_ = cv_results
-        self.n_splits_ = n_splits
-
-    def _check_failures(self, results: list[Result], n_splits: int) -> None:
-        """Raise FitFailedError when every fit failed (or nothing ran); warn, as scikit-learn
-        does, when some did."""
-        errors = [e for r in results for e in r.errors if e is not None]
-        n_fits = len(results) * n_splits
-        if not results or (errors and len(errors) == n_fits):
-            raise FitFailedError(
-                f"All the {n_fits} fits failed: the estimator or its parameters are probably "
-                f"misconfigured.\n{_group_errors(errors)}"
-            )
-        if errors:
-            warnings.warn(
-                f"\n{len(errors)} fits failed out of a total of {n_fits}.\nThe score on these train-test "
-                f"partitions for these parameters will be set to {self.error_score}.\n"
-                f"{_group_errors(errors)}",
-                FitFailedWarning,
-                stacklevel=4,
-            )
-
-    def _fold_entries(self, results: list[Result], n_splits: int) -> list[dict[str, Any]]:
-        """One entry per (result, fold), as ``_format_results`` takes them: times and scores, with
-        ``error_score`` for failed (or missing) folds. Needs ``multimetric_`` set."""
-        names = next((list(r.test_scores) for r in results if r.test_scores), ["score"])
-        err = self.error_score
-
-        def fold_scores(scores: Mapping[str, Sequence[float]] | None, k: int, failed: bool) -> Any:
-            values = {
-                n: err if failed or scores is None or n not in scores else scores[n][k]
-                for n in names
-            }
-            return values if self.multimetric_ else values[names[0]]
-
-        out = []
-        for r in results:
-            for k in range(n_splits):
-                failed = r.errors[k] is not None if k < len(r.errors) else True
-                entry: dict[str, Any] = {
-                    "fit_time": r.fit_times[k] if k < len(r.fit_times) else 0.0,
-                    "score_time": r.score_times[k] if k < len(r.score_times) else 0.0,
-                    "test_scores": fold_scores(r.test_scores, k, failed),
-                }
-                if self.return_train_score:
-                    entry["train_scores"] = fold_scores(r.train_scores, k, failed)
-                out.append(entry)
-        return out
-
-
-def _group_errors(errors: list[str]) -> str:
-    counts = Counter(errors)
-    return "\n".join(
-        f"{'-' * 80}\n{n} fits failed with the following error:\n{text}"
-        for text, n in counts.most_common()
-    )
 
 
 @register_search("grid")

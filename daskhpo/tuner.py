@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from .exceptions import DaskHPOError
-from .execution.executor import DaskExecutor
+from .execution.base import Executor
 from .execution.tasks import UnitOutcome
 from .store import MemoryStore, Store
 from .strategies.base import Job, Result, Status, Strategy
@@ -69,7 +69,7 @@ class Tuner:
     Parameters
     ----------
     strategy : Strategy
-    executor : DaskExecutor
+    executor : Executor
     store : Store, optional
         Where results are appended (a fresh :class:`MemoryStore` by default).
     metric : str, optional
@@ -82,7 +82,7 @@ class Tuner:
     def __init__(
         self,
         strategy: Strategy,
-        executor: DaskExecutor,
+        executor: Executor,
         store: Store | None = None,
         *,
         metric: str | None = None,

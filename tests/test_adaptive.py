@@ -159,8 +159,8 @@ def test_dask_input_held_or_streamed_gives_the_same_results(client, scoring):
             random_state=0,
             client=client,
         ).fit(Xd, yd)
-        assert search._plan.held is persist
-        assert search._plan.local is persist
+        assert search.stats_["blocks_held"] is persist
+        assert search.stats_["blocks_local"] is persist
         assert search.n_splits_ == 2
         results.append(search)
     a, b = results

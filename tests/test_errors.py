@@ -30,12 +30,12 @@ class _NoCluster:
 
 @pytest.fixture
 def no_cluster(monkeypatch):
-    import daskhpo.search
+    import daskhpo.run
 
     def refuse(*args, **kwargs):
         raise AssertionError("get_client was called before validation finished")
 
-    monkeypatch.setattr(daskhpo.search, "get_client", refuse)
+    monkeypatch.setattr(daskhpo.run, "get_client", refuse)
 
 
 TREE = DecisionTreeClassifier(random_state=0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ..load import StoredSearch
 from .common import open_existing
 
 __all__ = [
@@ -52,11 +53,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"search: {info['name']}\nstatus: {info['status']}\ntrials: {info['n_trials']}")
     for key, value in info["spec"].items():
         print(f"{key}: {value}")
-    frame = trials_frame(store.records())
-    score_cols = [c for c in frame if c.startswith("mean_test_")]
-    if score_cols and frame[score_cols[0]].notna().any():
-        best = frame.loc[frame[score_cols[0]].idxmax()]
-        print(f"best so far: {best[score_cols[0]]:.6g} (trial {best['trial_id']})")
+    # The same best as the search's best_score_ and the dashboard's: daskhpo.load's rule.
+    found = StoredSearch(info["name"], args.storage, info, store.records())
+    if "best_score_" in found.__dict__:
+        at = f" at budget {found.best_budget_}" if "best_budget_" in found.__dict__ else ""
+        print(f"best so far: {found.best_score_:.6g} (trial {found.best_trial_id_}{at})")
     return 0
 
 

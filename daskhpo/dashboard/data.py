@@ -13,7 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..store import MemoryStore, SQLiteStore, result_to_json
+from ..results import best_position
+from ..store import Store
 
 __all__ = ["Param", "Summary", "store_records", "summarize", "label"]
 
@@ -34,11 +35,9 @@ PALETTE = (
 
 def store_records(store: Any) -> list[dict[str, Any]]:
     """Every stored evaluation of ``store`` as JSON-like dicts, in the order they were stored."""
-    if isinstance(store, SQLiteStore):
-        return store.records()
-    if isinstance(store, MemoryStore) or hasattr(store, "results"):
-        return [result_to_json(r) for r in store.results()]
-    raise TypeError(f"store={store!r}: expected a daskhpo MemoryStore or SQLiteStore")
+    if not isinstance(store, Store):
+        raise TypeError(f"store={store!r}: expected a daskhpo MemoryStore or SQLiteStore")
+    return store.records()
 
 
 def label(value: Any) -> str:
@@ -135,8 +134,15 @@ def _budget(record: Mapping[str, Any]) -> float:
     return math.nan if budget is None else float(budget)
 
 
-def summarize(records: Sequence[Mapping[str, Any]], top: int = 50) -> Summary:
-    """The plotted columns for ``records`` (see :class:`Summary`)."""
+def summarize(
+    records: Sequence[Mapping[str, Any]], top: int = 50, rule: str | None = None
+) -> Summary:
+    """The plotted columns for ``records`` (see :class:`Summary`).
+
+    ``rule`` is the search's best rule (stored with its settings; see :mod:`daskhpo.results`): the
+    header's best is the one ``best_score_`` names. Without it: ``"top"`` for adaptive searches,
+    ``"all"`` otherwise.
+    """
     params = _params(records)
     adaptive = any(r.get("budget") is not None for r in records)
     scored = [r for r in records if math.isfinite(_score(r))]
@@ -155,11 +161,9 @@ def summarize(records: Sequence[Mapping[str, Any]], top: int = 50) -> Summary:
     for i, _ in enumerate(params):
         trials[f"x{i}"] = []
     best = -math.inf
-    best_record: Mapping[str, Any] | None = None
     for n, r in enumerate(scored, start=1):
         score = _score(r)
-        if score > best:
-            best, best_record = score, r
+        best = max(best, score)
         trials["order"].append(n)
         trials["trial_id"].append(int(r["trial_id"]))
         trials["score"].append(score)
@@ -247,6 +251,8 @@ def summarize(records: Sequence[Mapping[str, Any]], top: int = 50) -> Summary:
             present = p.name in r.get("params", {})
             table[f"p{i}"].append(label(r["params"][p.name]) if present else MISSING)
 
+    position = best_position(records, rule or ("top" if adaptive else "all"))
+    best_record = None if position is None else records[position]
     return Summary(
         n_records=len(records),
         n_failed=sum(1 for r in records if r.get("status") == "failed"),
@@ -259,7 +265,7 @@ def summarize(records: Sequence[Mapping[str, Any]], top: int = 50) -> Summary:
         best=None
         if best_record is None
         else {
-            "score": best,
+            "score": _score(best_record),
             "trial_id": int(best_record["trial_id"]),
             "budget": best_record.get("budget"),
             "params": {k: label(v) for k, v in best_record.get("params", {}).items()},

@@ -58,9 +58,11 @@ class SearchView:
         *,
         status: str | None = None,
         others: Sequence[tuple[str, str]] = (),
+        rule: str | None = None,
     ) -> Summary:
-        """Show ``records`` (every stored evaluation so far). ``others``: (name, url) links."""
-        s = summarize(records, top=self.top)
+        """Show ``records`` (every stored evaluation so far). ``others``: (name, url) links;
+        ``rule``: the search's best rule (see :func:`~daskhpo.dashboard.data.summarize`)."""
+        s = summarize(records, top=self.top, rule=rule)
         if s.layout_key() != self._key:
             self._build(s)
             self._key = s.layout_key()
@@ -255,11 +257,14 @@ class SearchView:
 
 
 def plot_records(
-    records: Sequence[Mapping[str, Any]], name: str = "search", status: str | None = None
+    records: Sequence[Mapping[str, Any]],
+    name: str = "search",
+    status: str | None = None,
+    rule: str | None = None,
 ) -> Any:
     """A bokeh layout of ``records``: best-so-far, score against each parameter, rungs, best trials."""
     view = SearchView(name)
-    view.update(records, status=status)
+    view.update(records, status=status, rule=rule)
     return view.root
 
 
@@ -267,8 +272,10 @@ def plot_store(store: Any, name: str | None = None) -> Any:
     """:func:`plot_records` of everything a MemoryStore or SQLiteStore holds."""
     from .data import store_records
 
-    status = None
-    if hasattr(store, "info"):
-        info = store.info()
-        status, name = info["status"], name or info["name"]
-    return plot_records(store_records(store), name=name or "search", status=status)
+    info = store.info()
+    return plot_records(
+        store_records(store),
+        name=name or info["name"],
+        status=info["status"],
+        rule=info["spec"].get("best_rule"),
+    )

@@ -49,6 +49,8 @@ class Reader(Protocol):
 
     def status(self) -> str | None: ...
 
+    def best_rule(self) -> str | None: ...
+
 
 class Catalog(Protocol):
     """The searches a dashboard server can show."""
@@ -74,6 +76,10 @@ class _StoreReader:
 
     def status(self) -> str | None:
         return self._status()
+
+    def best_rule(self) -> str | None:
+        """The search's best rule, from the settings it stored (None before it stored them)."""
+        return self.store.info()["spec"].get("best_rule")
 
 
 class LiveCatalog:
@@ -204,7 +210,10 @@ class _Page:
             return
         self.seen = seen
         self.view.update(
-            self.reader.records(), status=status, others=self._others(names, self.view.name)
+            self.reader.records(),
+            status=status,
+            others=self._others(names, self.view.name),
+            rule=self.reader.best_rule(),
         )
 
 

@@ -20,7 +20,7 @@ import time
 import uuid
 import warnings
 from collections import OrderedDict, deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,8 +28,9 @@ from dask.base import tokenize
 from distributed import Client, Future, as_completed
 
 from ..strategies.base import Job
-from .tasks import UnitOutcome, fit_prefix, run_units
+from .tasks import SAMPLES_KEY, SearchContext, UnitOutcome, fit_prefix, refit, run_units
 from .timeouts import CALL_TIMEOUT, RESTART_WAIT, WorkerRestart, running_for
+from .work import CrossValWork
 
 __all__ = ["DaskExecutor", "params_token"]
 
@@ -165,6 +166,45 @@ class DaskExecutor:
         self.n_units_computed = 0
         self.n_units_shared = 0
         self.n_prefix_tasks = 0
+
+    @classmethod
+    def for_work(cls, client: Client, work: CrossValWork, n_slots: int) -> DaskExecutor:
+        """Ship ``work``'s data, folds, estimator and scorers to the cluster once; an executor over it."""
+        from dask.base import is_dask_collection
+
+        dask_x = is_dask_collection(work.X)
+        ctx = SearchContext(
+            X=None if dask_x else work.X,
+            y=work.y,
+            folds=work.folds,
+            estimator=work.estimator,
+            scorer=work.scorer,
+            fit_params=dict(work.fit_params),
+            score_params=dict(work.score_params),
+            return_train_score=work.return_train_score,
+            score_transformed=work.score_transformed,
+            subsample_seed=work.subsample_seed,
+        )
+
+        def send_context() -> Future:
+            scattered = client.scatter(ctx, broadcast=True, hash=False)
+            if not dask_x:
+                return scattered
+            # The dask collection is computed on the cluster, never on this machine.
+            return client.submit(_attach_data, scattered, client.compute(work.X), pure=False)
+
+        return cls(
+            client,
+            send_context(),
+            work.token,
+            len(work.folds),
+            prefix_params=work.prefix_params,
+            prefix_demand=work.prefix_demand,
+            n_slots=n_slots,
+            remake_context=send_context,
+            job_params=_budget_into_params(work.budget_param),
+            trial_timeout=work.trial_timeout,
+        )
 
     # -- sizing -------------------------------------------------------------------------------
     def _ideal_batch(self) -> int:
@@ -555,6 +595,48 @@ class DaskExecutor:
                 del self._jobs[trial_id]
                 done_jobs.append((state.job, [o for o in state.outcomes if o is not None]))
 
+    # -- the rest of the Executor protocol ---------------------------------------------------------
+    def release(self, trial_ids: Sequence[int]) -> None:
+        """Nothing to free: units are fitted from scratch and keep no model on the cluster."""
+
+    def refit(
+        self, params: Mapping[str, Any], *, trial_id: int | None = None, budget: Any = None
+    ) -> tuple[Any, float]:
+        """Fit ``params`` on all the data, on the cluster where the data is; (estimator, seconds).
+
+        ``params`` already hold what the budget set (an estimator parameter); a budget counted in
+        samples refits on every sample, as scikit-learn's halving searches do.
+        """
+        from distributed.client import FutureCancelledError
+
+        for attempt in range(3):
+            # Re-send the data if every worker holding it has died (always, after a cancellation).
+            self._context_lost(force=attempt > 0)
+            try:
+                estimator, seconds = self.client.submit(
+                    refit, self.context, dict(params), pure=False
+                ).result()
+                return estimator, float(seconds)
+            except FutureCancelledError:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "tasks": self.n_tasks,
+            "units_computed": self.n_units_computed,
+            "units_shared": self.n_units_shared,
+            "prefix_tasks": self.n_prefix_tasks,
+            "units_retried": self.n_units_retried,
+            "units_timed_out": self.n_units_timed_out,
+        }
+
+    def close(self) -> None:
+        """Cancel what is in flight and free the data held for the search."""
+        self.cancel()
+        self.context.release()
+
     def cancel(self) -> None:
         """Cancel everything in flight and forget what is pending (on error or interrupt)."""
         futures = list(self._futures.values()) + list(self._prefix_futures.values())
@@ -573,3 +655,31 @@ class DaskExecutor:
         self._ac.clear()
         # Give back a cluster with all its workers: wait for those stopped by a timeout.
         self._join_restarts()
+
+
+def _attach_data(ctx: SearchContext, X: Any) -> SearchContext:
+    ctx.X = X
+    return ctx
+
+
+def _budget_into_params(budget_param: str | None) -> Callable[[Job], Mapping[str, Any]] | None:
+    """How a job's budget reaches its units: as a sample count, an estimator parameter, or not."""
+    if budget_param is None or budget_param == "partial_fit":
+        return None
+    if budget_param == "n_samples":
+        return _SamplesInto()
+    return _ParamInto(budget_param)
+
+
+class _SamplesInto:
+    def __call__(self, job: Job) -> Mapping[str, Any]:
+        return {**job.params, SAMPLES_KEY: int(job.budget or 0)}
+
+
+@dataclass
+class _ParamInto:
+    name: str
+
+    def __call__(self, job: Job) -> Mapping[str, Any]:
+        budget = float(job.budget or 0)
+        return {**job.params, self.name: int(budget) if budget.is_integer() else budget}

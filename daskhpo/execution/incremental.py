@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 from dask.base import is_dask_collection
+from sklearn.base import is_classifier
 
 from ..exceptions import InvalidSearchError
 from ..strategies.base import Job
@@ -38,6 +39,7 @@ from .streaming import (
     train_steps,
 )
 from .tasks import UnitOutcome
+from .work import StreamWork
 
 __all__ = ["BlockPlan", "plan_blocks", "plan_labels", "StreamingExecutor"]
 
@@ -290,6 +292,42 @@ class StreamingExecutor:
         self.n_partial_fit_calls = 0
         self.n_tasks = 0
 
+    @classmethod
+    def for_work(cls, client: Any, work: StreamWork, n_slots: int) -> StreamingExecutor:
+        """Cut ``work``'s data into blocks (held on the cluster or streamed); an executor over them."""
+        plan = plan_blocks(
+            client,
+            work.X,
+            work.y,
+            folds=work.folds,
+            n_folds=work.n_folds,
+            test_size=work.test_size,
+            chunk_size=work.chunk_size,
+            persist=work.persist,
+            random_state=work.seed,
+        )
+        classes = work.classes
+        if classes is None and work.y is not None and is_classifier(work.estimator):
+            # partial_fit needs every label up front: read them block by block on the cluster.
+            classes = plan_labels(client, plan)
+        return cls(
+            client,
+            plan,
+            work.estimator,
+            work.scorer,
+            fit_params=work.fit_params,
+            classes=classes,
+            n_slots=n_slots,
+        )
+
+    @property
+    def n_splits(self) -> int:
+        return self.plan.n_splits
+
+    @property
+    def classes(self) -> Any:
+        return self._classes
+
     def _key(self, kind: str) -> str:
         self._counter += 1
         return f"daskhpo-{kind}-{self.run_id}-{self._counter}"
@@ -430,6 +468,54 @@ class StreamingExecutor:
                 future = self._models.pop((tid, fold), None)
                 if future is not None:
                     future.release()
+
+    def refit(
+        self, params: Mapping[str, Any], *, trial_id: int | None = None, budget: Any = None
+    ) -> tuple[Any, float]:
+        """The chosen trial's model: with one fold, the model that was scored (fetched, or trained
+        again on the same blocks if it was released); with several, a fresh model trained for
+        ``budget`` calls over every block. Returns it with the seconds it took."""
+        import time
+
+        t0 = time.perf_counter()
+        calls = int(round(float(budget or 0)))
+        if calls < 1:
+            raise InvalidSearchError(
+                f"the best trial ({trial_id}) has budget {budget!r}: nothing to refit with"
+            )
+        if self.plan.n_splits == 1 and trial_id is not None:
+            return self.model(trial_id, params, calls), time.perf_counter() - t0
+        seen: dict[int, Any] = {}
+        for fold in (*self.plan.train, *self.plan.test):
+            for b in fold:
+                seen.setdefault(id(b[0]), b)
+        blocks = [(b[0], b[1], None) for b in seen.values()]
+        model = None
+        for step in range(calls):
+            model = self.client.submit(
+                train_steps,
+                model,
+                self._estimator,
+                dict(params),
+                [blocks[step % len(blocks)]],
+                self.fit_params,
+                self._classes,
+                pure=False,
+            )
+        assert model is not None
+        trained = model.result()
+        if trained.error is not None:
+            raise RuntimeError(f"refitting the best candidate failed:\n{trained.error}")
+        return trained.model, time.perf_counter() - t0
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "tasks": self.n_tasks,
+            "partial_fit_calls": self.n_partial_fit_calls,
+            "blocks": self.plan.n_blocks,
+            "blocks_held": self.plan.held,
+            "blocks_local": self.plan.local,
+        }
 
     @property
     def trials_held(self) -> list[int]:

@@ -97,7 +97,9 @@ def test_hyperband_on_data_larger_than_worker_memory():
         text = "\n".join(line for lines in logs.values() for _, line in lines)
         assert "Pausing worker" not in text
         assert "Restarting worker" not in text
-        assert not search._plan.held, "the data should have been streamed, not held in memory"
+        assert not search.stats_["blocks_held"], (
+            "the data should have been streamed, not held in memory"
+        )
         # Peak RSS stays well under the limit: the array is never gathered on a worker.
         assert rss.peak and max(rss.peak.values()) < 0.8 * MEMORY_LIMIT, rss.peak
         # A real search ran: all three brackets' evaluations, a model that predicts.

@@ -1,0 +1,62 @@
+"""The two kinds of work a search can ask an executor for, as plain data (no dask import).
+
+A facade fills one of these; :func:`daskhpo.execution.base.make_executor` turns it into an executor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = ["CrossValWork", "StreamWork"]
+
+
+@dataclass
+class CrossValWork:
+    """Fit-and-score units: every job is fitted from scratch on each fold (grid, random, Bayesian
+    searches, and adaptive ones whose budget is a number of samples or an estimator parameter).
+
+    ``X`` may be a dask collection: it is then computed on the cluster, never on the client.
+    ``budget_param`` puts a job's budget into its params: ``"n_samples"`` subsamples each fold (as
+    scikit-learn's halving searches do), another name sets that estimator parameter.
+    """
+
+    X: Any
+    y: Any
+    folds: list[tuple[np.ndarray, np.ndarray]]
+    estimator: Any
+    scorer: Any
+    token: str  # deterministic token of data, estimator, scoring, folds and settings
+    fit_params: dict[str, Any] = field(default_factory=dict)
+    score_params: dict[str, Any] = field(default_factory=dict)
+    return_train_score: bool = False
+    score_transformed: bool = True
+    subsample_seed: Any = None
+    budget_param: str | None = None
+    trial_timeout: float | None = None
+    # Pipelines: maps a candidate's params to those of its leading steps, and how many candidates
+    # share each (see DaskExecutor).
+    prefix_params: Callable[[Mapping[str, Any]], dict[str, Any] | None] | None = None
+    prefix_demand: Mapping[str, int] | None = None
+
+
+@dataclass
+class StreamWork:
+    """``partial_fit`` training: a trial's model lives on the cluster and each job continues it by
+    the job's budget in blocks (see :mod:`daskhpo.execution.incremental`)."""
+
+    X: Any
+    y: Any
+    estimator: Any
+    scorer: Any
+    folds: list[tuple[np.ndarray, np.ndarray]] | None  # in-memory data; None for dask collections
+    n_folds: int | None  # dask collections: folds made of whole blocks (None: one held-out share)
+    test_size: float
+    chunk_size: int | None
+    persist: Any
+    seed: int
+    fit_params: dict[str, Any] = field(default_factory=dict)
+    classes: Any = None

@@ -1,0 +1,258 @@
+"""From finished evaluations to ``cv_results_`` and ``best_*``: one rule for a live search and a stored one.
+
+A live search (:class:`daskhpo.run.SearchRun`) and a search read back from its store
+(:func:`daskhpo.load`) both build their table here, from :class:`~daskhpo.strategies.Result` objects, so
+they have the same keys, rows and best. Plain Python and scikit-learn: no dask import.
+
+Rows are evaluations: one per trial for grid, random and Bayesian searches, one per (trial, rung) for
+the adaptive ones, ordered by bracket, rung and trial id (trial order when there are no rungs). Which
+rows compete for ``best_*`` is the search's *best rule*:
+
+``"all"``
+    every row (grid, random, Bayesian: scikit-learn's rule, the first of equal scores wins);
+``"top"``
+    the rows at the largest budget evaluated (successive halving, Hyperband, ASHA, BOHB): a score at a
+    smaller budget is not comparable;
+``"last"``
+    each trial's last evaluation (incremental training, median stopping: a trial stops at its own
+    budget).
+
+Ties go to the lower trial id. Failed rows (and ``nan`` scores) never win.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+
+from .exceptions import FitFailedError
+from .strategies.base import Result
+
+__all__ = [
+    "BEST_RULES",
+    "as_number",
+    "best_position",
+    "build_cv_results",
+    "check_failures",
+    "contenders",
+    "group_errors",
+    "latest_evaluations",
+]
+
+BEST_RULES = ("all", "top", "last")
+
+# What the budget of an adaptive search counts when it is not an estimator parameter.
+_BUILTIN_RESOURCES = ("partial_fit", "n_samples", None)
+
+
+def as_number(value: Any) -> Any:
+    """A budget as it is shown: an int when it is whole, else a float (None stays None)."""
+    if value is None:
+        return None
+    f = float(value)
+    return int(f) if f.is_integer() else f
+
+
+def latest_evaluations(results: Iterable[Result]) -> list[Result]:
+    """The last result told for each (trial, rung), in row order (bracket, rung, trial id)."""
+    latest: dict[tuple[int, int], Result] = {}
+    for r in results:
+        latest[(r.trial_id, r.job.rung)] = r
+    return sorted(latest.values(), key=lambda r: (r.job.bracket, r.job.rung, r.trial_id))
+
+
+def _facts(item: Result | Mapping[str, Any]) -> tuple[int, int, float, float, bool]:
+    """(trial id, rung, budget, score, failed) of a result or of a stored record."""
+    if isinstance(item, Result):
+        job = item.job
+        budget = 0.0 if job.budget is None else float(job.budget)
+        return item.trial_id, job.rung, budget, item.score, item.failed
+    stored_score = item.get("score")
+    stored_budget = item.get("budget")
+    return (
+        int(item["trial_id"]),
+        int(item.get("rung", 0)),
+        0.0 if stored_budget is None else float(stored_budget),
+        math.nan if stored_score is None else float(stored_score),
+        item.get("status") == "failed",
+    )
+
+
+Evaluation = Result | Mapping[str, Any]
+
+
+def contenders(results: Sequence[Evaluation], rule: str) -> list[int]:
+    """Positions in ``results`` (results or stored records) of the rows that compete for ``best_*``."""
+    if rule not in BEST_RULES:
+        raise ValueError(f"best rule {rule!r}: use one of {BEST_RULES}")
+    facts = [_facts(r) for r in results]
+    done = [i for i, f in enumerate(facts) if not f[4] and not math.isnan(f[3])]
+    if not done or rule == "all":
+        return done
+    if rule == "last":
+        last: dict[int, int] = {}
+        for i in sorted(done, key=lambda i: (facts[i][2], facts[i][1])):
+            last[facts[i][0]] = i
+        return sorted(last.values())
+    top = max(facts[i][2] for i in done)
+    return [i for i in done if facts[i][2] == top]
+
+
+def best_position(
+    results: Sequence[Evaluation], rule: str, scores: Sequence[float] | None = None
+) -> int | None:
+    """The row of the best result under ``rule`` (highest score, then lowest trial id); None if none.
+
+    ``scores`` replaces each row's ``score`` (the mean test score of another metric, say).
+    """
+    idx = contenders(results, rule)
+    if not idx:
+        return None
+    facts = [_facts(r) for r in results]
+    values = [f[3] for f in facts] if scores is None else [float(s) for s in scores]
+
+    def key(i: int) -> tuple[float, int]:
+        s = values[i]
+        return (-math.inf if math.isnan(s) else s, -facts[i][0])
+
+    return max(idx, key=key)
+
+
+def group_errors(errors: list[str]) -> str:
+    """Failure tracebacks grouped by text, most frequent first, as scikit-learn prints them."""
+    counts = Counter(errors)
+    return "\n".join(
+        f"{'-' * 80}\n{n} fits failed with the following error:\n{text}"
+        for text, n in counts.most_common()
+    )
+
+
+def check_failures(
+    results: Sequence[Result], n_splits: int, error_score: Any, stacklevel: int = 2
+) -> None:
+    """Raise :class:`FitFailedError` when every fit failed (or none ran); warn when some did."""
+    from sklearn.exceptions import FitFailedWarning
+
+    errors = [e for r in results for e in r.errors if e is not None]
+    n_fits = len(results) * n_splits
+    if not results or (errors and len(errors) == n_fits):
+        raise FitFailedError(
+            f"All the {n_fits} fits failed: the estimator or its parameters are probably "
+            f"misconfigured.\n{group_errors(errors)}"
+        )
+    if errors:
+        warnings.warn(
+            f"\n{len(errors)} fits failed out of a total of {n_fits}.\nThe score on these train-test "
+            f"partitions for these parameters will be set to {error_score}.\n"
+            f"{group_errors(errors)}",
+            FitFailedWarning,
+            stacklevel=stacklevel,
+        )
+
+
+def metric_names(results: Sequence[Result]) -> list[str]:
+    """The metric names the results were scored with (``["score"]`` for a single scorer)."""
+    return next((list(r.test_scores) for r in results if r.test_scores), ["score"])
+
+
+def fold_entries(
+    results: Sequence[Result],
+    n_splits: int,
+    *,
+    error_score: Any,
+    multimetric: bool,
+    return_train_score: bool,
+) -> list[dict[str, Any]]:
+    """One entry per (result, fold), as scikit-learn's ``_format_results`` takes them: times and
+    scores, with ``error_score`` for failed or missing folds (``nan`` when it is ``"raise"``)."""
+    names = metric_names(results)
+    fill = math.nan if isinstance(error_score, str) else error_score
+
+    def fold_scores(scores: Mapping[str, Sequence[Any]] | None, k: int, failed: bool) -> Any:
+        values = {
+            n: fill
+            if failed
+            or not scores
+            or n not in scores
+            or k >= len(scores[n])
+            or scores[n][k] is None
+            else scores[n][k]
+            for n in names
+        }
+        return values if multimetric else values[names[0]]
+
+    out = []
+    for r in results:
+        for k in range(n_splits):
+            failed = r.errors[k] is not None if k < len(r.errors) else True
+            entry: dict[str, Any] = {
+                "fit_time": r.fit_times[k] if k < len(r.fit_times) else 0.0,
+                "score_time": r.score_times[k] if k < len(r.score_times) else 0.0,
+                "test_scores": fold_scores(r.test_scores, k, failed),
+            }
+            if return_train_score:
+                entry["train_scores"] = fold_scores(r.train_scores, k, failed)
+            out.append(entry)
+    return out
+
+
+FormatResults = Callable[[list[dict[str, Any]], int, list[dict[str, Any]]], dict[str, Any]]
+
+
+def build_cv_results(
+    results: Sequence[Result],
+    n_splits: int,
+    *,
+    error_score: Any,
+    multimetric: bool,
+    return_train_score: bool,
+    budget_param: str | None = None,
+    format_results: FormatResults | None = None,
+) -> dict[str, Any]:
+    """``cv_results_`` for ``results`` (already in row order, see :func:`latest_evaluations`).
+
+    ``budget_param`` names the estimator parameter the budget sets (it then shows as a parameter of
+    each row); ``format_results`` is the search's own ``_format_results`` (scikit-learn's by default).
+    Rows with a budget get scikit-learn's halving columns too: ``trial_id``, ``bracket``, ``rung``,
+    ``budget``, ``iter`` and ``n_resources``.
+    """
+    out = fold_entries(
+        results,
+        n_splits,
+        error_score=error_score,
+        multimetric=multimetric,
+        return_train_score=return_train_score,
+    )
+    candidates = []
+    for r in results:
+        params = dict(r.job.params)
+        if budget_param not in _BUILTIN_RESOURCES and r.job.budget is not None:
+            params[str(budget_param)] = as_number(r.job.budget)
+        candidates.append(params)
+    if format_results is None:
+        from sklearn.model_selection._search import BaseSearchCV
+
+        shim = SimpleNamespace(return_train_score=return_train_score)
+
+        def format_results(c: Any, n: int, o: Any) -> dict[str, Any]:
+            with warnings.catch_warnings():
+                # Read back from a store: the search warned about non-finite scores when it ran.
+                warnings.simplefilter("ignore", UserWarning)
+                return dict(BaseSearchCV._format_results(shim, c, n, o))
+
+    cv_results = format_results(candidates, n_splits, out)
+    if any(r.job.budget is not None for r in results):
+        cv_results["trial_id"] = np.array([r.trial_id for r in results])
+        cv_results["bracket"] = np.array([r.job.bracket for r in results])
+        cv_results["rung"] = np.array([r.job.rung for r in results])
+        cv_results["budget"] = np.array([as_number(r.job.budget) for r in results])
+        # scikit-learn's halving searches call these iter and n_resources.
+        cv_results["iter"] = cv_results["rung"]
+        cv_results["n_resources"] = cv_results["budget"]
+    return cv_results
