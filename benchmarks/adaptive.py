@@ -146,7 +146,7 @@ def main() -> None:
                 break
     record(
         "daskhpo ASHA",
-        lambda: ASHASearchCV(base, space, n_trials=n_configs, max_budget=max_budget, **common).fit(
+        lambda: ASHASearchCV(base, space, n_candidates=n_configs, max_budget=max_budget, **common).fit(
             Xd, yd, classes=classes
         ),
         lambda s: s.metadata_["partial_fit_calls"],

@@ -21,7 +21,7 @@ Contenders, run one after the other in this process:
     Optuna's own loop: ``study.optimize(objective, n_trials=60, n_jobs=1)`` with
     ``TPESampler(seed=0)``; the objective is ``cross_val_score(..., n_jobs=1).mean()``.
 ``daskhpo-tpe``
-    ``daskhpo.BayesSearchCV(sampler="tpe", random_state=0, n_trials=60, refit=False)`` on daskhpo's
+    ``daskhpo.BayesSearchCV(sampler="tpe", random_state=0, n_candidates=60, refit=False)`` on daskhpo's
     embedded cluster (``daskhpo.cluster.make_local_cluster``: 2 worker processes x 1 thread, glibc's
     default allocator settings; ``--plain-cluster`` uses ``distributed.LocalCluster``'s defaults,
     whose nanny sets ``MALLOC_TRIM_THRESHOLD_``): 2 trials in flight, folds as parallel tasks.
@@ -141,7 +141,7 @@ def run_daskhpo(
         search: Any = BayesSearchCV(
             model,
             space,
-            n_trials=cfg["n_trials"],
+            n_candidates=cfg["n_trials"],
             sampler="tpe",
             random_state=0,
             cv=cv,
