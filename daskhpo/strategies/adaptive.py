@@ -276,6 +276,18 @@ def _max_power(ratio: Fraction, eta: Fraction) -> int:
     return s
 
 
+def _check_place(result: Result, known: bool, n_trials: int, n_rungs: int) -> tuple[int, int]:
+    """(trial id, rung) of a told result, after checking that the search has that trial and rung."""
+    tid, rung = result.trial_id, result.job.rung
+    if not known:
+        raise ValueError(f"result for unknown trial {tid} (this search has {n_trials})")
+    if not 0 <= rung < n_rungs:
+        raise ValueError(
+            f"result for trial {tid} at rung {rung}: this search has rungs 0..{n_rungs - 1}"
+        )
+    return tid, rung
+
+
 def _rankable(result: Result) -> bool:
     return result.status is Status.COMPLETE and not math.isnan(result.score)
 
@@ -905,14 +917,9 @@ class ASHA:
         return jobs
 
     def tell(self, result: Result) -> None:
-        tid, rung = result.trial_id, result.job.rung
-        if tid not in self._params:
-            raise ValueError(f"result for unknown trial {tid} (this search has {self.n_trials})")
-        if not 0 <= rung < len(self.budgets):
-            raise ValueError(
-                f"result for trial {tid} at rung {rung}: this search has rungs "
-                f"0..{len(self.budgets) - 1}"
-            )
+        tid, rung = _check_place(
+            result, result.trial_id in self._params, self.n_trials, len(self.budgets)
+        )
         self._in_flight.discard((tid, rung))
         if tid in self._results[rung]:
             return  # told twice: the first one counts
@@ -1100,16 +1107,9 @@ class Incremental:
         return jobs
 
     def tell(self, result: Result) -> None:
-        tid, rung = result.trial_id, result.job.rung
-        if tid not in self._params:
-            raise ValueError(
-                f"result for unknown trial {tid} (this search has {self.n_candidates})"
-            )
-        if not 0 <= rung < len(self.budgets):
-            raise ValueError(
-                f"result for trial {tid} at rung {rung}: this search has rungs "
-                f"0..{len(self.budgets) - 1}"
-            )
+        tid, rung = _check_place(
+            result, result.trial_id in self._params, self.n_candidates, len(self.budgets)
+        )
         if self._in_flight.get(tid) == rung:
             del self._in_flight[tid]
         if rung in self._results[tid]:

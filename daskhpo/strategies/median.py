@@ -37,6 +37,7 @@ from .adaptive import (
     _budget,
     _check_bounds,
     _check_count,
+    _check_place,
     _check_positive,
     _distinct_cap,
     _frac,
@@ -223,16 +224,9 @@ class MedianStopping:
 
     def tell(self, result: Result) -> None:
         """Record a result and stop or continue its trial (results told twice count once)."""
-        tid, k = result.trial_id, result.job.rung
-        if not 0 <= tid < self.n_candidates:
-            raise ValueError(
-                f"result for unknown trial {tid} (this search has {self.n_candidates})"
-            )
-        if not 0 <= k < len(self.budgets):
-            raise ValueError(
-                f"result for trial {tid} at rung {k}: this search has rungs "
-                f"0..{len(self.budgets) - 1}"
-            )
+        tid, k = _check_place(
+            result, 0 <= result.trial_id < self.n_candidates, self.n_candidates, len(self.budgets)
+        )
         if self._in_flight.get(tid) == k:
             del self._in_flight[tid]
         if k < self._next_step(tid) or self._failed.get(tid) == k:
