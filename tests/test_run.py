@@ -74,18 +74,7 @@ class InProcessExecutor:
     ) -> None:
         if not isinstance(work, CrossValWork):
             raise TypeError(f"InProcessExecutor runs CrossValWork only, not {type(work).__name__}")
-        self.ctx = SearchContext(
-            X=work.X,
-            y=work.y,
-            folds=work.folds,
-            estimator=work.estimator,
-            scorer=work.scorer,
-            fit_params=dict(work.fit_params),
-            score_params=dict(work.score_params),
-            return_train_score=work.return_train_score,
-            score_transformed=work.score_transformed,
-            subsample_seed=work.subsample_seed,
-        )
+        self.ctx = SearchContext.from_work(work)
         self.n_splits = len(work.folds)
         self.n_slots = n_slots
         self.job_params = _budget_into_params(work.budget_param)

@@ -173,18 +173,7 @@ class DaskExecutor:
         from dask.base import is_dask_collection
 
         dask_x = is_dask_collection(work.X)
-        ctx = SearchContext(
-            X=None if dask_x else work.X,
-            y=work.y,
-            folds=work.folds,
-            estimator=work.estimator,
-            scorer=work.scorer,
-            fit_params=dict(work.fit_params),
-            score_params=dict(work.score_params),
-            return_train_score=work.return_train_score,
-            score_transformed=work.score_transformed,
-            subsample_seed=work.subsample_seed,
-        )
+        ctx = SearchContext.from_work(work, with_data=not dask_x)
 
         def send_context() -> Future:
             scattered = client.scatter(ctx, broadcast=True, hash=False)

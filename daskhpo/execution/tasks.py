@@ -18,6 +18,8 @@ from sklearn.base import clone
 from sklearn.utils import _safe_indexing, get_tags
 from sklearn.utils.metaestimators import _safe_split
 
+from .work import CrossValWork
+
 __all__ = [
     "SearchContext",
     "UnitOutcome",
@@ -51,6 +53,23 @@ class SearchContext:
     score_transformed: bool = True
     # Seed for the row subsamples of budgets counted in training samples (see ``fold_indices``).
     subsample_seed: Any = None
+
+    @classmethod
+    def from_work(cls, work: CrossValWork, *, with_data: bool = True) -> SearchContext:
+        """The context of ``work``; ``with_data=False`` leaves ``X`` out (a dask collection that is
+        computed on the cluster and attached there)."""
+        return cls(
+            X=work.X if with_data else None,
+            y=work.y,
+            folds=work.folds,
+            estimator=work.estimator,
+            scorer=work.scorer,
+            fit_params=dict(work.fit_params),
+            score_params=dict(work.score_params),
+            return_train_score=work.return_train_score,
+            score_transformed=work.score_transformed,
+            subsample_seed=work.subsample_seed,
+        )
 
     def realign(self) -> None:
         """Fix unaligned arrays in place (see :func:`_aligned`); cheap once done."""
