@@ -38,7 +38,7 @@ from .exceptions import InvalidSearchError, InvalidSearchTypeError
 from .execution.work import CrossValWork, StreamWork
 from .registry import register_search
 from .run import FitInput, Setup
-from .search import _DaskSearchMixin
+from .search import _DaskSearchMixin, _n_rows
 from .strategies.adaptive import ASHA, Hyperband, Incremental, RandomSource, SuccessiveHalving
 from .strategies.base import Describing, Result
 from .strategies.median import MedianStopping
@@ -346,19 +346,6 @@ class _AdaptiveSearchCV(_DaskSearchMixin):
 
 
 _BUDGET_PARAMS = ("n_estimators", "max_iter", "n_iter", "max_epochs", "num_boost_round")
-
-
-def _n_rows(x: Any) -> int | None:
-    shape = getattr(x, "shape", None)
-    if shape is not None and len(shape) > 0:
-        try:
-            return int(shape[0])
-        except (TypeError, ValueError):
-            return None
-    try:
-        return len(x)
-    except TypeError:
-        return None
 
 
 _COMMON_DOC = """
