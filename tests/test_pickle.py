@@ -118,9 +118,9 @@ def test_a_stored_search_pickles_and_reopens_its_store_in_a_fresh_process(client
     np.testing.assert_array_equal(np.load(tmp_path / "pred.npy"), search.predict(X))
 
 
-def test_a_loaded_hyperband_search_equals_the_live_one(client, tmp_path):
-    storage = f"sqlite:///{tmp_path / 'runs.db'}"
-    search = HyperbandSearchCV(
+def _stored_hyperband(client, storage):
+    """A Hyperband search fitted with its evaluations stored in ``storage`` under the name "hb"."""
+    return HyperbandSearchCV(
         SGDClassifier(random_state=0),
         SGD_SPACE,
         max_budget=9,
@@ -129,6 +129,11 @@ def test_a_loaded_hyperband_search_equals_the_live_one(client, tmp_path):
         storage=storage,
         name="hb",
     ).fit(X, y)
+
+
+def test_a_loaded_hyperband_search_equals_the_live_one(client, tmp_path):
+    storage = f"sqlite:///{tmp_path / 'runs.db'}"
+    search = _stored_hyperband(client, storage)
     found = daskhpo.load("hb", storage=storage)
     live, loaded = search.cv_results_, found.cv_results_
     assert sorted(loaded) == sorted(live)
@@ -150,15 +155,7 @@ def test_progress_bar_dashboard_and_status_name_the_same_best(client, tmp_path, 
     from daskhpo.dashboard.data import store_records, summarize
 
     storage = f"sqlite:///{tmp_path / 'runs.db'}"
-    search = HyperbandSearchCV(
-        SGDClassifier(random_state=0),
-        SGD_SPACE,
-        max_budget=9,
-        random_state=0,
-        client=client,
-        storage=storage,
-        name="hb",
-    ).fit(X, y)
+    search = _stored_hyperband(client, storage)
     summary = summarize(
         store_records(search.store_), rule=search.store_.info()["spec"]["best_rule"]
     )
