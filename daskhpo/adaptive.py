@@ -39,6 +39,7 @@ from .execution.work import CrossValWork, StreamWork
 from .registry import register_search
 from .run import FitInput, Setup
 from .search import _DaskSearchMixin, _n_rows
+from .space import as_seed
 from .strategies.adaptive import ASHA, Hyperband, Incremental, RandomSource, SuccessiveHalving
 from .strategies.base import Describing, Result
 from .strategies.median import MedianStopping
@@ -173,10 +174,7 @@ class _AdaptiveSearchCV(_DaskSearchMixin):
             )
 
     def _seed(self) -> int:
-        rs = self.random_state
-        if isinstance(rs, numbers.Integral):
-            return int(rs)
-        return int(np.random.RandomState(rs).randint(2**31 - 1))
+        return as_seed(self.random_state)
 
     def _budget_bounds(self, resource: str, X: Any, y: Any, n_splits: int) -> tuple[Any, Any]:
         min_budget = getattr(self, "min_budget", None)

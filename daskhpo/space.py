@@ -10,6 +10,7 @@ The dimension classes (:class:`Float`, :class:`Int`, :class:`Categorical`) plug 
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,15 +28,42 @@ __all__ = [
     "random_candidates",
     "normalize_grid",
     "normalize_distributions",
+    "as_seed",
 ]
 
 
+def as_seed(random_state: Any) -> int:
+    """The one seed rule of daskhpo: a ``random_state`` as a 32-bit integer seed.
+
+    An int is itself (modulo 2**32; negative ones are refused), a numpy ``RandomState`` or
+    ``Generator`` gives one draw, and None draws a seed from the operating system (never from numpy's
+    global generator). Every seeded component (random sources, Optuna samplers, block orders,
+    subsamples) derives its randomness from this seed.
+    """
+    if random_state is None:
+        return int(np.random.SeedSequence().generate_state(1)[0])
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(2**32 - 1, dtype=np.int64))
+    if isinstance(random_state, np.random.Generator):
+        return int(random_state.integers(2**32 - 1))
+    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
+        if random_state < 0:
+            raise InvalidSearchError(
+                f"random_state={random_state!r}: use a non-negative integer, None, or a numpy "
+                "RandomState/Generator."
+            )
+        return int(random_state) % 2**32
+    raise InvalidSearchTypeError(
+        f"random_state={random_state!r}: use an integer, None, or a numpy RandomState/Generator."
+    )
+
+
 def _rng(random_state: Any) -> np.random.RandomState:
+    """A ``RandomState`` for scikit-learn's samplers: the caller's own, else one seeded by
+    :func:`as_seed` (so an int seed draws exactly what scikit-learn draws with it)."""
     if isinstance(random_state, np.random.RandomState):
         return random_state
-    if isinstance(random_state, np.random.Generator):
-        return np.random.RandomState(random_state.integers(2**32 - 1))
-    return np.random.RandomState(random_state)
+    return np.random.RandomState(as_seed(random_state))
 
 
 @dataclass(frozen=True)
@@ -245,10 +273,12 @@ def grid_candidates(param_grid: Any) -> list[dict[str, Any]]:
 def random_candidates(
     param_distributions: Any, n_iter: int, random_state: Any = None
 ) -> list[dict[str, Any]]:
-    """``n_iter`` candidates drawn exactly as scikit-learn's :class:`ParameterSampler` draws them."""
+    """``n_iter`` candidates drawn exactly as scikit-learn's :class:`ParameterSampler` draws them
+    (for an int or a ``RandomState``; None seeds from the operating system, see :func:`as_seed`)."""
     if isinstance(n_iter, bool) or not isinstance(n_iter, (int, np.integer)) or n_iter <= 0:
         raise InvalidSearchError(
             f"n_iter={n_iter!r}: give a positive integer number of candidates to sample."
         )
     dists = normalize_distributions(param_distributions)
-    return [dict(p) for p in ParameterSampler(dists, int(n_iter), random_state=random_state)]
+    rng = _rng(random_state)
+    return [dict(p) for p in ParameterSampler(dists, int(n_iter), random_state=rng)]

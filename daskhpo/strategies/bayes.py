@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from ..exceptions import DaskHPOError, InvalidSearchError, InvalidSearchTypeError
-from ..space import Categorical, Float, Int, _as_list_of_dicts
+from ..space import Categorical, Float, Int, _as_list_of_dicts, as_seed
 from .base import Job, Result
 
 __all__ = [
@@ -569,26 +569,6 @@ def _seed_for(base: int, key: int) -> int:
     return int(np.random.SeedSequence([base, key]).generate_state(1)[0])
 
 
-def base_seed(random_state: Any) -> int:
-    """A 32-bit base seed from a ``random_state`` (None draws one from the OS)."""
-    if random_state is None:
-        return int(np.random.SeedSequence().generate_state(1)[0])
-    if isinstance(random_state, np.random.RandomState):
-        return int(random_state.randint(2**32 - 1, dtype=np.int64))
-    if isinstance(random_state, np.random.Generator):
-        return int(random_state.integers(2**32 - 1))
-    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
-        if random_state < 0:
-            raise InvalidSearchError(
-                f"random_state={random_state!r}: use a non-negative integer, None, or a numpy "
-                "RandomState/Generator."
-            )
-        return int(random_state) % 2**32
-    raise InvalidSearchTypeError(
-        f"random_state={random_state!r}: use an integer, None, or a numpy RandomState/Generator."
-    )
-
-
 class OptunaSuggester:
     """Suggests configurations of a space from the results told so far, through an Optuna sampler.
 
@@ -791,7 +771,7 @@ class BayesStrategy:
             self.space,
             sampler=sampler,
             sampler_options=sampler_options,
-            seed=base_seed(random_state),
+            seed=as_seed(random_state),
             directions=directions,
         )
         self._explicit_in_flight = max_in_flight is not None

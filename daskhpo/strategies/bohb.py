@@ -27,9 +27,10 @@ from typing import Any
 
 import numpy as np
 
+from ..space import as_seed
 from .adaptive import Hyperband, _rankable
 from .base import Result
-from .bayes import OptunaSpace, OptunaSuggester, base_seed
+from .bayes import OptunaSpace, OptunaSuggester
 
 __all__ = ["BOHB", "TPESource"]
 
@@ -65,7 +66,7 @@ class TPESource:
         sampler_options: Mapping[str, Any] | None = None,
     ) -> None:
         self.space = space if isinstance(space, OptunaSpace) else OptunaSpace(space)
-        self.seed = base_seed(random_state)
+        self.seed = as_seed(random_state)
         self.random_fraction = float(random_fraction)
         self.sampler_options = dict(sampler_options or {})
         example = self.space.examples(1)
