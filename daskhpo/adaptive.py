@@ -431,56 +431,9 @@ class SuccessiveHalvingSearchCV(_AdaptiveSearchCV):
 
     _needs_max_budget = False
 
-    def __init__(
-        self,
-        estimator: Any,
-        param_distributions: Any,
-        *,
-        n_candidates: int | str = "exhaust",
-        resource: str = "auto",
-        min_budget: Any = None,
-        max_budget: Any = None,
-        reduction_factor: float = 3,
-        test_size: float | None = None,
-        cv: Any = None,
-        scoring: Any = None,
-        refit: Any = True,
-        error_score: Any = np.nan,
-        return_train_score: bool = False,
-        random_state: Any = None,
-        chunk_size: int | None = None,
-        persist: Any = "auto",
-        n_jobs: int | None = None,
-        verbose: int = 0,
-        client: Any = None,
-        cluster: Any = None,
-        storage: str | None = None,
-        name: str | None = None,
-    ) -> None:
-        super().__init__(
-            estimator,
-            scoring=scoring,
-            n_jobs=n_jobs,
-            refit=refit,
-            cv=cv,
-            verbose=verbose,
-            error_score=error_score,
-            return_train_score=return_train_score,
-        )
-        self.param_distributions = param_distributions
-        self.n_candidates = n_candidates
-        self.resource = resource
-        self.min_budget = min_budget
-        self.max_budget = max_budget
-        self.reduction_factor = reduction_factor
-        self.test_size = test_size
-        self.random_state = random_state
-        self.chunk_size = chunk_size
-        self.persist = persist
-        self.client = client
-        self.cluster = cluster
-        self.storage = storage
-        self.name = name
+    __init__ = adaptive_init(
+        n_candidates="exhaust", min_budget=None, max_budget=None, reduction_factor=3
+    )
 
     def _budget_bounds(self, resource: str, X: Any, y: Any, n_splits: int) -> tuple[Any, Any]:
         min_budget, max_budget = super()._budget_bounds(resource, X, y, n_splits)
@@ -526,54 +479,7 @@ class HyperbandSearchCV(_AdaptiveSearchCV):
     against the budget each starts with. Brackets run side by side, each with its own rung barrier.
     ``best_*`` come from the evaluations at ``max_budget``."""
 
-    def __init__(
-        self,
-        estimator: Any,
-        param_distributions: Any,
-        *,
-        max_budget: Any = None,
-        min_budget: Any = None,
-        reduction_factor: float = 3,
-        resource: str = "auto",
-        test_size: float | None = None,
-        cv: Any = None,
-        scoring: Any = None,
-        refit: Any = True,
-        error_score: Any = np.nan,
-        return_train_score: bool = False,
-        random_state: Any = None,
-        chunk_size: int | None = None,
-        persist: Any = "auto",
-        n_jobs: int | None = None,
-        verbose: int = 0,
-        client: Any = None,
-        cluster: Any = None,
-        storage: str | None = None,
-        name: str | None = None,
-    ) -> None:
-        super().__init__(
-            estimator,
-            scoring=scoring,
-            n_jobs=n_jobs,
-            refit=refit,
-            cv=cv,
-            verbose=verbose,
-            error_score=error_score,
-            return_train_score=return_train_score,
-        )
-        self.param_distributions = param_distributions
-        self.max_budget = max_budget
-        self.min_budget = min_budget
-        self.reduction_factor = reduction_factor
-        self.resource = resource
-        self.test_size = test_size
-        self.random_state = random_state
-        self.chunk_size = chunk_size
-        self.persist = persist
-        self.client = client
-        self.cluster = cluster
-        self.storage = storage
-        self.name = name
+    __init__ = adaptive_init(max_budget=None, min_budget=None, reduction_factor=3)
 
     def _make_adaptive(self, source: RandomSource, min_budget: Any, max_budget: Any) -> Any:
         return Hyperband(
@@ -593,58 +499,9 @@ class ASHASearchCV(_AdaptiveSearchCV):
     ``n_candidates`` trials are started (``n_trials``, its former name, is accepted with a
     ``FutureWarning``)."""
 
-    def __init__(
-        self,
-        estimator: Any,
-        param_distributions: Any,
-        *,
-        n_candidates: int = 50,
-        n_trials: Any = "deprecated",
-        max_budget: Any = None,
-        min_budget: Any = None,
-        reduction_factor: float = 3,
-        resource: str = "auto",
-        test_size: float | None = None,
-        cv: Any = None,
-        scoring: Any = None,
-        refit: Any = True,
-        error_score: Any = np.nan,
-        return_train_score: bool = False,
-        random_state: Any = None,
-        chunk_size: int | None = None,
-        persist: Any = "auto",
-        n_jobs: int | None = None,
-        verbose: int = 0,
-        client: Any = None,
-        cluster: Any = None,
-        storage: str | None = None,
-        name: str | None = None,
-    ) -> None:
-        super().__init__(
-            estimator,
-            scoring=scoring,
-            n_jobs=n_jobs,
-            refit=refit,
-            cv=cv,
-            verbose=verbose,
-            error_score=error_score,
-            return_train_score=return_train_score,
-        )
-        self.param_distributions = param_distributions
-        self.n_candidates = n_candidates
-        self.n_trials = n_trials
-        self.max_budget = max_budget
-        self.min_budget = min_budget
-        self.reduction_factor = reduction_factor
-        self.resource = resource
-        self.test_size = test_size
-        self.random_state = random_state
-        self.chunk_size = chunk_size
-        self.persist = persist
-        self.client = client
-        self.cluster = cluster
-        self.storage = storage
-        self.name = name
+    __init__ = adaptive_init(
+        n_candidates=50, n_trials="deprecated", max_budget=None, min_budget=None, reduction_factor=3
+    )
 
     def _make_adaptive(self, source: RandomSource, min_budget: Any, max_budget: Any) -> Any:
         n = self._n_candidates()
@@ -723,58 +580,13 @@ class BOHBSearchCV(HyperbandSearchCV):
     ``Categorical``, lists, or scipy.stats ``uniform``/``loguniform``/``randint``.
     """
 
-    def __init__(
-        self,
-        estimator: Any,
-        param_distributions: Any,
-        *,
-        max_budget: Any = None,
-        min_budget: Any = None,
-        reduction_factor: float = 3,
-        random_fraction: float = 1 / 3,
-        min_points: int | None = None,
-        resource: str = "auto",
-        test_size: float | None = None,
-        cv: Any = None,
-        scoring: Any = None,
-        refit: Any = True,
-        error_score: Any = np.nan,
-        return_train_score: bool = False,
-        random_state: Any = None,
-        chunk_size: int | None = None,
-        persist: Any = "auto",
-        n_jobs: int | None = None,
-        verbose: int = 0,
-        client: Any = None,
-        cluster: Any = None,
-        storage: str | None = None,
-        name: str | None = None,
-    ) -> None:
-        super().__init__(
-            estimator,
-            param_distributions,
-            max_budget=max_budget,
-            min_budget=min_budget,
-            reduction_factor=reduction_factor,
-            resource=resource,
-            test_size=test_size,
-            cv=cv,
-            scoring=scoring,
-            refit=refit,
-            error_score=error_score,
-            return_train_score=return_train_score,
-            random_state=random_state,
-            chunk_size=chunk_size,
-            persist=persist,
-            n_jobs=n_jobs,
-            verbose=verbose,
-            client=client,
-            cluster=cluster,
-            storage=storage,
-            name=name,
-        )
-        self.random_fraction = random_fraction
-        self.min_points = min_points
+    __init__ = adaptive_init(
+        max_budget=None,
+        min_budget=None,
+        reduction_factor=3,
+        random_fraction=1 / 3,
+        min_points=None,
+    )
 
     def _make_adaptive(self, source: RandomSource, min_budget: Any, max_budget: Any) -> Any:
         from .strategies.bohb import BOHB
