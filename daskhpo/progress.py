@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import IO, Any, Literal
 
-from .results import BEST_RULES
+from .results import BestSoFar
 from .strategies.base import Result
 
 __all__ = ["ProgressBar"]
@@ -58,13 +58,8 @@ class ProgressBar:
     ) -> None:
         if unit not in ("trial", "budget"):
             raise ValueError(f"unit={unit!r}: use 'trial' or 'budget'.")
-        if rule not in BEST_RULES:
-            raise ValueError(f"rule={rule!r}: use one of {BEST_RULES}.")
         self.unit = unit
-        self.rule = rule
-        self.best = -math.inf
-        self._top_budget = -math.inf  # rule "top": the largest budget evaluated so far
-        self._last: dict[int, tuple[float, float]] = {}  # rule "last": trial -> (budget, score)
+        self.tracker = BestSoFar(rule)
         self.n_results = 0
         self.done: float = 0
         self._bar: Any = None
@@ -88,7 +83,7 @@ class ProgressBar:
         for ``unit="budget"`` (0 if the result carries no budget).
         """
         self.n_results += 1
-        self._track_best(result)
+        self.tracker.update(result)
         if amount is None:
             amount = 1 if self.unit == "trial" else (result.job.budget or 0)
         self.done += amount
@@ -98,22 +93,10 @@ class ProgressBar:
                 self._bar.set_postfix(best=f"{self.best:.4g}", refresh=False)
             self._bar.update(amount)
 
-    def _track_best(self, result: Result) -> None:
-        ok = not result.failed and not math.isnan(result.score)
-        budget = float(result.job.budget) if result.job.budget is not None else 0.0
-        if self.rule == "all":
-            if ok and result.score > self.best:
-                self.best = result.score
-        elif self.rule == "top":
-            if ok and budget > self._top_budget:
-                self._top_budget, self.best = budget, result.score
-            elif ok and budget == self._top_budget and result.score > self.best:
-                self.best = result.score
-        else:
-            previous = self._last.get(result.trial_id)
-            if previous is None or budget >= previous[0]:
-                self._last[result.trial_id] = (budget, result.score if ok else -math.inf)
-                self.best = max(s for _, s in self._last.values())
+    @property
+    def best(self) -> float:
+        """The best score so far under the search's rule (``-inf`` before any completed result)."""
+        return self.tracker.score
 
     @property
     def text(self) -> str:

@@ -36,6 +36,7 @@ from .strategies.base import Result
 
 __all__ = [
     "BEST_RULES",
+    "BestSoFar",
     "as_number",
     "best_position",
     "build_cv_results",
@@ -122,6 +123,55 @@ def best_position(
         return (-math.inf if math.isnan(s) else s, -facts[i][0])
 
     return max(idx, key=key)
+
+
+class BestSoFar:
+    """The best result so far under a best rule, updated one result at a time (O(1) per result,
+    O(trials) for ``"last"`` when a trial's last evaluation changes).
+
+    It names the same row :func:`best_position` picks over all the results seen: ``score`` and
+    ``trial_id`` (``-inf`` and None while no result completed).
+    """
+
+    def __init__(self, rule: str) -> None:
+        if rule not in BEST_RULES:
+            raise ValueError(f"rule={rule!r}: use one of {BEST_RULES}.")
+        self.rule = rule
+        self.score = -math.inf
+        self.trial_id: int | None = None
+        self._top = -math.inf  # "top": the largest budget a completed result had
+        self._last: dict[
+            int, tuple[float, int, float]
+        ] = {}  # "last": trial -> (budget, rung, score)
+
+    def _better(self, score: float, tid: int) -> bool:
+        return score > self.score or (
+            score == self.score and (self.trial_id is None or tid < self.trial_id)
+        )
+
+    def update(self, result: Evaluation) -> None:
+        tid, rung, budget, score, failed = _facts(result)
+        if failed or math.isnan(score):
+            return  # failed rows never compete (see contenders)
+        if self.rule == "last":
+            previous = self._last.get(tid)
+            if previous is not None and (budget, rung) < previous[:2]:
+                return
+            self._last[tid] = (budget, rung, score)
+            if self.trial_id == tid or self._better(score, tid):
+                self.score, self.trial_id = -math.inf, None
+                for t, (_, _, sc) in self._last.items():
+                    if self._better(sc, t):
+                        self.score, self.trial_id = sc, t
+            return
+        if self.rule == "top":
+            if budget < self._top:
+                return
+            if budget > self._top:
+                self._top, self.score, self.trial_id = budget, score, tid
+                return
+        if self._better(score, tid):
+            self.score, self.trial_id = score, tid
 
 
 def group_errors(errors: list[str]) -> str:

@@ -216,7 +216,7 @@ class SearchRun:
             strategy.n_planned, enabled=s.verbose > 0, desc=type(s).__name__, rule=setup.best_rule
         )
         results = list(replayed)
-        history: list[dict[str, Any]] = [_history_row(r, 0.0, None) for r in replayed]
+        history = [_history_row(r, 0.0, None) for r in replayed] if setup.history else []
         for result in replayed:
             bar.update(result)
         t_start = time.perf_counter()
@@ -232,9 +232,7 @@ class SearchRun:
             if isinstance(strategy, Releasing):
                 finished = strategy.finished_trials()
                 if finished:
-                    rows = latest_evaluations(results)
-                    best = best_position(rows, setup.best_rule)
-                    keep = None if best is None else rows[best].trial_id
+                    keep = bar.tracker.trial_id  # the best so far keeps its model for the refit
                     executor.release([t for t in finished if t != keep])
 
         metric = refit_metric if isinstance(refit_metric, str) else None
