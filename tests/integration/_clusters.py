@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sklearn.datasets import load_iris
@@ -51,6 +52,77 @@ def closed_port(host: str = "127.0.0.1") -> Iterator[int]:
     with socket.socket() as s:
         s.bind((host, 0))
         yield int(s.getsockname()[1])
+
+
+class ContactAttempted(AssertionError):
+    """Raised in place of a connection, a host name lookup or a process start inside
+    :func:`no_contact`."""
+
+
+@contextlib.contextmanager
+def no_contact() -> Iterator[list[str]]:
+    """Fail on any attempt to reach outside this process inside the block: a socket ``connect`` (which
+    asyncio, tornado, distributed's comms, httpx and asyncssh all end in), a host name lookup, or a
+    process start (skein's driver, ssh). The attempt raises :class:`ContactAttempted` where it is made,
+    and leaving the block fails even when the code under test caught that error (``run_bounded`` turns
+    whatever its thread raises into a ClusterError).
+
+    Only this thread and threads started inside the block are watched: threads that already ran (the
+    session cluster's client, its event loop) keep their own traffic, which is not the code under test's.
+    """
+    import threading
+
+    before = {t.ident for t in threading.enumerate()} - {threading.get_ident()}
+    attempts: list[str] = []
+
+    def refuse(what: str) -> None:
+        if threading.get_ident() in before:
+            return
+        attempts.append(f"{what} (thread {threading.current_thread().name!r})")
+        raise ContactAttempted(f"{what}: expected to be refused before any connection attempt")
+
+    real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
+    real_getaddrinfo, real_popen = socket.getaddrinfo, subprocess.Popen.__init__
+
+    def connect(self: socket.socket, address: Any) -> None:
+        refuse(f"connect to {address!r}")
+        return real_connect(self, address)
+
+    def connect_ex(self: socket.socket, address: Any) -> int:
+        refuse(f"connect to {address!r}")
+        return real_connect_ex(self, address)
+
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        refuse(f"name lookup of {host!r}")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    def popen(self: subprocess.Popen, args: Any, *rest: Any, **kwargs: Any) -> None:
+        refuse(f"process start {args!r}")
+        real_popen(self, args, *rest, **kwargs)
+
+    socket.socket.connect, socket.socket.connect_ex = connect, connect_ex
+    socket.getaddrinfo = getaddrinfo
+    subprocess.Popen.__init__ = popen
+    try:
+        yield attempts
+    except BaseException as exc:
+        if attempts:  # the block's own error may be the consequence: name the cause first
+            raise AssertionError(f"contact attempted where none may be: {attempts}") from exc
+        raise
+    finally:
+        socket.socket.connect, socket.socket.connect_ex = real_connect, real_connect_ex
+        socket.getaddrinfo = real_getaddrinfo
+        subprocess.Popen.__init__ = real_popen
+    assert not attempts, f"contact attempted where none may be: {attempts}"
+
+
+def not_the_timeout(error: BaseException, timeout: float) -> str:
+    """The text of ``error``, checked to be the cause's own error and not :func:`connect`'s "did not
+    answer within N s": the call returned as soon as the cause (a refused port, a refused key, no
+    credentials) was known instead of waiting the timeout out."""
+    text = str(error)
+    assert f"within {timeout:g} s" not in text, text
+    return text
 
 
 def free_port(host: str = "127.0.0.1") -> int:

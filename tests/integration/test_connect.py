@@ -7,7 +7,6 @@ import json
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import dask
@@ -25,7 +24,15 @@ from daskhpo import (
 )
 from daskhpo.cli import main
 from daskhpo.cluster import parse_target
-from tests.integration._clusters import GRID, X, closed_port, local_reference, same_scores, y
+from tests.integration._clusters import (
+    GRID,
+    X,
+    closed_port,
+    local_reference,
+    no_contact,
+    same_scores,
+    y,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -47,11 +54,10 @@ ROOT = Path(__file__).resolve().parents[2]
         ("yarn://?worker_memory=lots", InvalidSearchError, "worker_memory='lots'"),
     ],
 )
+@pytest.mark.timeout(60)  # a hang guard, not a speed target
 def test_bad_targets_and_options_are_refused_before_any_cluster_work(target, error, message):
-    start = time.monotonic()
-    with pytest.raises(error, match=message) as info:
-        connect(target)
-    assert time.monotonic() - start < 10  # no connection is tried (slack for a loaded machine)
+    with no_contact(), pytest.raises(error, match=message) as info:
+        connect(target)  # no connection, name lookup or process is tried
     if isinstance(target, str):
         assert repr(target.strip()) in str(info.value) or "cluster=" in str(info.value)
 
@@ -66,21 +72,20 @@ def test_query_options_are_typed_and_keywords_win():
     assert parse_target("local?n_workers=2")[2] == {"n_workers": 2}
 
 
+@pytest.mark.timeout(120)  # a hang guard: each call gave up on its own timeout, said below
 def test_unreachable_scheduler_fails_within_the_timeout():
     with closed_port() as port:
         target = f"tcp://127.0.0.1:{port}"
-        start = time.monotonic()
-        with pytest.raises(ClusterError, match="no Dask scheduler answered") as info:
+        with pytest.raises(
+            ClusterError, match="no Dask scheduler answered at .* within 2 s"
+        ) as info:
             connect(target, timeout=2)
-        assert time.monotonic() - start < 12  # the timeout, plus slack for a loaded machine
         assert target in str(info.value) and "check the address" in str(info.value).lower()
         # The same through a search's client= string (its own timeout in the query).
         search = GridSearchCV(DecisionTreeClassifier(), {"max_depth": [1, 2]}, cv=2)
         search.set_params(client=f"{target}?timeout=2")
-        start = time.monotonic()
         with pytest.raises(ClusterError, match="within 2 s"):
             search.fit(X, y)
-        assert time.monotonic() - start < 12
 
 
 def test_command_line_cluster_errors_exit_2_with_the_message(capsys):
@@ -90,7 +95,9 @@ def test_command_line_cluster_errors_exit_2_with_the_message(capsys):
 
 
 _BLOCKED = """
-import importlib.abc, json, sys, time
+import importlib.abc, json, sys
+
+from tests.integration._clusters import no_contact
 
 class Block(importlib.abc.MetaPathFinder):
     # As if the optional packages were not installed: every import of them fails.
@@ -111,12 +118,15 @@ if __name__ == "__main__":
         ("kubernetes://ns/name", {"image": "img"}),
         ("yarn://default", {}),
     ]:
-        start = time.monotonic()
+        attempts = []
         try:
-            connect(target, **options)
-            out[target] = "connected?!"
+            with no_contact() as attempts:
+                connect(target, **options)
+            out[target] = ["connected?!", attempts]
         except ClusterError as exc:
-            out[target] = [str(exc), time.monotonic() - start]
+            out[target] = [str(exc), attempts]
+        except AssertionError:  # no_contact: a connection, name lookup or process start was tried
+            out[target] = ["contact attempted", attempts]
     print(json.dumps(out))
 """
 
@@ -124,8 +134,14 @@ if __name__ == "__main__":
 def test_missing_extras_name_the_pip_command(tmp_path):
     script = tmp_path / "blocked.py"
     script.write_text(textwrap.dedent(_BLOCKED))
+    env = {**__import__("os").environ, "PYTHONPATH": str(ROOT)}  # for tests.integration._clusters
     done = subprocess.run(
-        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=ROOT
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        env=env,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
@@ -136,10 +152,10 @@ def test_missing_extras_name_the_pip_command(tmp_path):
         "yarn://default": "pip install 'daskhpo[yarn]'",
     }
     for target, command in expected.items():
-        message, seconds = out[target]
-        assert message.startswith(f"cluster={target!r}:"), message
+        message, attempts = out[target]
+        assert message.startswith(f"cluster={target!r}:"), (message, attempts)
         assert "is not installed" in message and command in message, message
-        assert seconds < 10  # refused up front, before any connection attempt (slack for load)
+        assert attempts == []  # refused up front, before any connection attempt
 
 
 _LISTENERS = """
@@ -177,6 +193,7 @@ def test_local_clusters_listen_on_loopback_only(tmp_path):
     assert out["workers"] >= 1
 
 
+@pytest.mark.timeout(180)  # a hang guard for the searches and the connect that must give up
 def test_search_over_tls_matches_plain_local(client):
     reference = local_reference(client)
     security = Security.temporary()
@@ -192,10 +209,9 @@ def test_search_over_tls_matches_plain_local(client):
             connect(address)
         with pytest.raises(InvalidSearchError, match="only a cluster started here can trust"):
             connect(address, security=True)
-        start = time.monotonic()
-        with pytest.raises(ClusterError, match="certificates it trusts"):
-            connect(address, security=Security.temporary(), timeout=3)  # a CA it does not know
-        assert time.monotonic() - start < 10
+        # A CA it does not know: the client gives up on its timeout and says so.
+        with pytest.raises(ClusterError, match=r"(?s)within 3 s .*certificates it trusts"):
+            connect(address, security=Security.temporary(), timeout=3)
         with pytest.raises(InvalidSearchError, match="use the scheduler's tls:// address"):
             connect(address.replace("tls://", "tcp://"), security=security)
 
