@@ -38,6 +38,7 @@ from sklearn.model_selection import ParameterGrid, ParameterSampler
 
 from ..exceptions import InvalidSearchError, InvalidSearchTypeError
 from ..space import _rng, normalize_distributions
+from ..validation import check
 from .base import Describing, Job, Result, Status, params_signature
 
 __all__ = [
@@ -144,7 +145,7 @@ class RandomSource:
 
     def sample(self, n: int, trial_ids: Sequence[int] | None = None) -> list[dict[str, Any]]:
         """The next ``n`` candidates (``trial_ids`` is not needed: the draws do not learn)."""
-        _check_count(n, "n")
+        _check_sample_size(n)
         out: list[dict[str, Any]] = []
         if self._grid is None:
             # ParameterSampler draws each candidate from the generator it is given and keeps no other
@@ -187,7 +188,7 @@ class ListSource:
 
     def sample(self, n: int, trial_ids: Sequence[int] | None = None) -> list[dict[str, Any]]:
         """The next ``n`` candidates of the list."""
-        _check_count(n, "n")
+        _check_sample_size(n)
         if n > self.distinct_left:
             raise InvalidSearchError(
                 f"ListSource has {self.distinct_left} of its {len(self.candidates)} candidates left "
@@ -208,48 +209,25 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-def _check_count(value: Any, name: str, minimum: int = 0) -> int:
-    if not _is_int(value) or value < minimum:
-        raise InvalidSearchError(f"{name}={value!r}: use an integer >= {minimum}.")
-    return int(value)
-
-
-def _check_positive(value: Any, name: str) -> Any:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise InvalidSearchError(f"{name}={value!r}: use a positive, finite number.")
-    return value
+def _check_sample_size(n: Any) -> int:
+    """How many candidates a source is asked for (the strategies' own call, not a user's setting)."""
+    if not _is_int(n) or n < 0:
+        raise InvalidSearchError(f"n={n!r}: use an integer >= 0.")
+    return int(n)
 
 
 def _check_bounds(min_budget: Any, max_budget: Any) -> tuple[Any, Any]:
+    """``min_budget`` (``None``: 1) and ``max_budget``, each checked, and in that order."""
     if min_budget is None:
         min_budget = 1
-    _check_positive(min_budget, "min_budget")
-    _check_positive(max_budget, "max_budget")
+    check("min_budget", min_budget, strict=True)
+    check("max_budget", max_budget, strict=True)
     if min_budget > max_budget:
         raise InvalidSearchError(
             f"min_budget={min_budget!r} is larger than max_budget={max_budget!r}: lower min_budget "
             "or raise max_budget."
         )
     return min_budget, max_budget
-
-
-def _check_factor(value: Any) -> Any:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not math.isfinite(value)
-        or value <= 1
-    ):
-        raise InvalidSearchError(
-            f"reduction_factor={value!r}: use a number greater than 1 (3 keeps the best third of the "
-            "trials at each rung)."
-        )
-    return value
 
 
 def _plain(value: Any) -> Budget:
@@ -655,16 +633,9 @@ class SuccessiveHalving(_Bracketed):
         reduction_factor: float = 3,
     ) -> None:
         min_budget, max_budget = _check_bounds(min_budget, max_budget)
-        factor = _check_factor(reduction_factor)
-        if n_candidates == "exhaust":
-            n = int(max_budget // min_budget)
-        elif _is_int(n_candidates) and int(n_candidates) >= 1:
-            n = int(n_candidates)
-        else:
-            raise InvalidSearchError(
-                f"n_candidates={n_candidates!r}: use a positive integer, or 'exhaust' for "
-                "max_budget // min_budget candidates."
-            )
+        factor = check("reduction_factor", reduction_factor)
+        check("n_candidates", n_candidates)  # 'exhaust' too
+        n = int(max_budget // min_budget) if n_candidates == "exhaust" else int(n_candidates)
         n = _distinct_cap(source, n, "n_candidates")
         self.min_budget, self.max_budget, self.reduction_factor = min_budget, max_budget, factor
         # scikit-learn's own (floating point) formulas, so the schedule matches it exactly.
@@ -735,7 +706,7 @@ class Hyperband(_Bracketed):
         reduction_factor: float = 3,
     ) -> None:
         min_budget, max_budget = _check_bounds(min_budget, max_budget)
-        eta = _check_factor(reduction_factor)
+        eta = check("reduction_factor", reduction_factor)
         self.min_budget, self.max_budget, self.reduction_factor = min_budget, max_budget, eta
         integral = _is_int(min_budget) and _is_int(max_budget)
         eta_f, big_r = _frac(eta), _frac(max_budget)
@@ -838,11 +809,11 @@ class ASHA:
         reduction_factor: float = 3,
         min_early_stopping_rate: int = 0,
     ) -> None:
-        n = _check_count(n_trials, "n_trials", 1)
+        n = int(check("n_trials", n_trials, strict=True))
         min_budget, max_budget = _check_bounds(min_budget, max_budget)
-        eta = _check_factor(reduction_factor)
+        eta = check("reduction_factor", reduction_factor)
         s_max = _max_power(_frac(max_budget) / _frac(min_budget), _frac(eta))
-        s = _check_count(min_early_stopping_rate, "min_early_stopping_rate")
+        s = int(check("min_early_stopping_rate", min_early_stopping_rate))
         if s > s_max:
             raise InvalidSearchError(
                 f"min_early_stopping_rate={s} is above {s_max}, the most that max_budget="
@@ -1029,13 +1000,13 @@ class Incremental:
         patience: int | None = None,
         tol: float = 1e-3,
     ) -> None:
-        n = _check_count(n_candidates, "n_candidates", 1)
-        _check_positive(max_budget, "max_budget")
-        _check_positive(step, "step")
+        n = int(check("n_candidates", n_candidates, strict=True))
+        check("max_budget", max_budget, strict=True)
+        check("step", step, strict=True)
+        check("patience", patience)
         if patience is not None:
-            patience = _check_count(patience, "patience", 1)
-        if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not tol >= 0:
-            raise InvalidSearchError(f"tol={tol!r}: use a number >= 0.")
+            patience = int(patience)
+        check("tol", tol)
         self.max_budget: Budget = max_budget
         self.step: Budget = step
         self.patience: int | None = patience

@@ -34,6 +34,7 @@ import numpy as np
 
 from ..exceptions import DaskHPOError, InvalidSearchError, InvalidSearchTypeError
 from ..space import Categorical, Float, Int, _as_list_of_dicts, as_seed
+from ..validation import check
 from .base import Job, Result
 
 __all__ = [
@@ -45,7 +46,8 @@ __all__ = [
     "import_optuna",
 ]
 
-#: Sampler names accepted by ``sampler=`` and the Optuna class each one builds.
+#: Sampler names accepted by ``sampler=`` and the Optuna class each one builds (the names are the
+#: options of the ``sampler`` declaration in :mod:`daskhpo.validation`; tests check they agree).
 SAMPLERS = {
     "tpe": "TPESampler",
     "gp": "GPSampler",
@@ -755,11 +757,7 @@ class BayesStrategy:
         objectives: Sequence[tuple[str, str]] | None = None,
         max_in_flight: int | None = None,
     ) -> None:
-        count: Any = n_trials  # checked at run time: users pass anything
-        if isinstance(count, bool) or not isinstance(count, numbers.Integral) or count <= 0:
-            raise InvalidSearchError(
-                f"n_trials={n_trials!r}: give a positive integer number of trials to run."
-            )
+        check("n_trials", n_trials, strict=True)
         objectives = list(objectives) if objectives else []
         check_sampler(sampler, len(objectives) or 1)
         self.space = space if isinstance(space, OptunaSpace) else OptunaSpace(space)
@@ -902,11 +900,7 @@ class BayesStrategy:
 
 def check_sampler(sampler: Any, n_objectives: int) -> None:
     """Raise a clear error for a sampler name that is unknown or cannot run here."""
-    if not isinstance(sampler, str) or sampler not in SAMPLERS:
-        raise InvalidSearchError(
-            f"sampler={sampler!r}: use one of {', '.join(map(repr, SAMPLERS))} "
-            "(or 'auto': TPE for one objective, NSGA-II for several)."
-        )
+    check("sampler", sampler, strict=True)  # a sampler's name ('auto' is resolved by then)
     if sampler == "cmaes" and n_objectives > 1:
         raise InvalidSearchError(
             "sampler='cmaes' optimizes a single objective, but directions= names "

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from ..space import as_seed
+from ..validation import check
 from .adaptive import Hyperband, _rankable
 from .base import Result
 from .bayes import OptunaSpace, OptunaSuggester
@@ -67,8 +68,9 @@ class TPESource:
     ) -> None:
         self.space = space if isinstance(space, OptunaSpace) else OptunaSpace(space)
         self.seed = as_seed(random_state)
-        self.random_fraction = float(random_fraction)
-        self.sampler_options = dict(sampler_options or {})
+        self.random_fraction = float(check("random_fraction", random_fraction))
+        self.sampler_options = dict(check("sampler_options", sampler_options) or {})
+        check("min_points", min_points)
         example = self.space.examples(1)
         self.min_points = (
             int(min_points) if min_points is not None else len(example[0] if example else {}) + 1

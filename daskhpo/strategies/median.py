@@ -31,14 +31,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..exceptions import InvalidSearchError, InvalidSearchTypeError
+from ..validation import check
 from .adaptive import (
     Budget,
     CandidateSource,
     _budget,
     _check_bounds,
-    _check_count,
     _check_place,
-    _check_positive,
     _distinct_cap,
     _frac,
     _is_int,
@@ -143,19 +142,19 @@ class MedianStopping:
                 f"source={source!r}: use a candidate source such as RandomSource(param_distributions, "
                 "random_state) or ListSource(candidates) (an object with sample(n) and distinct_left)."
             )
-        n = _check_count(n_candidates, "n_candidates", 1)
+        n = int(check("n_candidates", n_candidates, strict=True))
         min_budget, max_budget = _check_bounds(min_budget, max_budget)
-        step = min_budget if step is None else _check_positive(step, "step")
-        grace = (
-            min_budget if grace_budget is None else _check_positive(grace_budget, "grace_budget")
-        )
+        check("step", step)
+        step = min_budget if step is None else step
+        check("grace_budget", grace_budget)
+        grace = min_budget if grace_budget is None else grace_budget
         if grace > max_budget:
             raise InvalidSearchError(
                 f"grace_budget={grace_budget!r} is above max_budget={max_budget!r}, so no trial could "
                 "ever be stopped: lower grace_budget (or use IncrementalSearchCV to train every "
                 "candidate to max_budget)."
             )
-        self.min_trials: int = _check_count(min_trials, "min_trials", 1)
+        self.min_trials: int = int(check("min_trials", min_trials))
         self.min_budget: Budget = min_budget
         self.max_budget: Budget = max_budget
         self.step: Budget = step
