@@ -34,7 +34,7 @@ from sklearn.metrics._scorer import _BaseScorer, _MultimetricScorer, _Passthroug
 from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
 from sklearn.utils import get_tags
 
-from .exceptions import InvalidSearchError, InvalidSearchTypeError
+from .exceptions import InvalidSearchError
 from .execution.work import CrossValWork, StreamWork
 from .registry import register_search
 from .run import FitInput, Setup
@@ -64,7 +64,6 @@ class _AdaptiveSearchCV(_DaskSearchMixin):
     # "last" = every trial's last evaluation.
     _best_rule = "top"
     _needs_max_budget = True
-    _uses_reduction_factor = True
 
     def _make_adaptive(self, source: RandomSource, min_budget: Any, max_budget: Any) -> Any:
         raise NotImplementedError  # pragma: no cover - abstract
@@ -85,11 +84,6 @@ class _AdaptiveSearchCV(_DaskSearchMixin):
         has_pf = hasattr(self.estimator, "partial_fit")
         if resource == "auto":
             resource = "partial_fit" if has_pf else "n_samples"
-        if not isinstance(resource, str):
-            raise InvalidSearchTypeError(
-                f"resource={self.resource!r}: use 'auto', 'partial_fit', 'n_samples' or the name of "
-                "an estimator parameter such as 'n_estimators' or 'max_iter'."
-            )
         names = sorted(clone(self.estimator).get_params(deep=True))
         if resource == "partial_fit" and not has_pf:
             alternatives = [n for n in names if n.split("__")[-1] in _BUDGET_PARAMS]
@@ -121,23 +115,12 @@ class _AdaptiveSearchCV(_DaskSearchMixin):
         return resource
 
     def _check_adaptive_settings(self, resource: str, scorers: Any) -> None:
-        if self._uses_reduction_factor and not (
-            isinstance(self.reduction_factor, numbers.Real) and float(self.reduction_factor) > 1
-        ):
-            raise InvalidSearchError(
-                f"reduction_factor={self.reduction_factor!r}: use a number above 1 (3 is usual): "
-                "each rung keeps 1/reduction_factor of the trials."
-            )
+        """The rules between settings, and those that depend on the resource (each setting on its
+        own was checked by ``_check_settings``)."""
         if self.test_size is not None and self.cv is not None:
             raise InvalidSearchError(
                 f"test_size={self.test_size!r} and cv={self.cv!r} both given: validate on a held-out "
                 "share (test_size) or by cross-validation (cv), not both."
-            )
-        if self.test_size is not None and not (
-            isinstance(self.test_size, numbers.Real) and 0 < float(self.test_size) < 1
-        ):
-            raise InvalidSearchError(
-                f"test_size={self.test_size!r}: use a fraction between 0 and 1, such as 0.2."
             )
         if resource == "partial_fit":
             if self.return_train_score:
@@ -163,10 +146,6 @@ class _AdaptiveSearchCV(_DaskSearchMixin):
                     f"scoring=None: {type(self.estimator).__name__} is neither a classifier nor a "
                     "regressor, so name a scorer (scoring='...')."
                 )
-        for label in ("min_budget", "max_budget"):
-            value = getattr(self, label, None)
-            if value is not None and not (isinstance(value, numbers.Real) and float(value) > 0):
-                raise InvalidSearchError(f"{label}={value!r}: use a positive number.")
         if self._needs_max_budget and resource != "n_samples" and self.max_budget is None:
             unit = "partial_fit calls" if resource == "partial_fit" else f"the value of {resource}"
             raise InvalidSearchError(
@@ -430,6 +409,7 @@ class SuccessiveHalvingSearchCV(_AdaptiveSearchCV):
     """
 
     _needs_max_budget = False
+    _strict_params = frozenset()  # n_candidates='exhaust' is this search's default
 
     __init__ = adaptive_init(
         n_candidates="exhaust", min_budget=None, max_budget=None, reduction_factor=3
@@ -504,14 +484,9 @@ class ASHASearchCV(_AdaptiveSearchCV):
     )
 
     def _make_adaptive(self, source: RandomSource, min_budget: Any, max_budget: Any) -> Any:
-        n = self._n_candidates()
-        if not isinstance(n, numbers.Integral) or n < 1:
-            raise InvalidSearchError(
-                f"n_candidates={n!r}: use a positive integer (the number of trials ASHA starts)."
-            )
         return ASHA(
             source,
-            n_trials=int(n),
+            n_trials=self._n_candidates(),
             max_budget=max_budget,
             min_budget=min_budget,
             reduction_factor=self.reduction_factor,
@@ -525,7 +500,7 @@ class IncrementalSearchCV(_AdaptiveSearchCV):
     ``best_*`` come from each candidate's last score."""
 
     _best_rule = "last"
-    _uses_reduction_factor = False
+    _strict_params = frozenset({"n_candidates", "step"})  # no step=None: it trains by step
 
     __init__ = adaptive_init(n_candidates=10, max_budget=None, step=1, patience=None, tol=1e-3)
 
@@ -549,7 +524,6 @@ class MedianStoppingSearchCV(_AdaptiveSearchCV):
     :mod:`daskhpo.strategies.median`."""
 
     _best_rule = "last"
-    _uses_reduction_factor = False
     __init__ = adaptive_init(
         n_candidates=20,
         max_budget=None,
@@ -591,10 +565,6 @@ class BOHBSearchCV(HyperbandSearchCV):
     def _make_adaptive(self, source: RandomSource, min_budget: Any, max_budget: Any) -> Any:
         from .strategies.bohb import BOHB
 
-        if not (0 <= float(self.random_fraction) <= 1):
-            raise InvalidSearchError(
-                f"random_fraction={self.random_fraction!r}: use a share between 0 and 1 (1/3 is usual)."
-            )
         return BOHB(
             self.param_distributions,
             max_budget=max_budget,

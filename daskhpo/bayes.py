@@ -9,7 +9,6 @@ once and a new one is asked as soon as any finishes. Optuna is an optional depen
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -19,7 +18,7 @@ from .exceptions import InvalidSearchError, InvalidSearchTypeError
 from .registry import register_search
 from .search import _DaskSearchMixin
 from .strategies.base import Result
-from .strategies.bayes import SAMPLERS, TIMING_OBJECTIVES, BayesStrategy, check_sampler
+from .strategies.bayes import TIMING_OBJECTIVES, BayesStrategy
 
 __all__ = ["BayesSearchCV"]
 
@@ -219,22 +218,7 @@ class BayesSearchCV(_DaskSearchMixin):
         sampler = self.sampler
         if sampler == "auto":
             sampler = "nsga2" if len(objectives) > 1 else "tpe"
-        if not isinstance(sampler, str) or sampler not in SAMPLERS:
-            check_sampler(sampler, len(objectives) or 1)
-        if self.n_parallel is not None and (
-            isinstance(self.n_parallel, bool)
-            or not isinstance(self.n_parallel, numbers.Integral)
-            or self.n_parallel <= 0
-        ):
-            raise InvalidSearchError(
-                f"n_parallel={self.n_parallel!r}: use None for one trial per worker thread, or a "
-                "positive number of trials to evaluate at once."
-            )
-        if self.sampler_options is not None and not isinstance(self.sampler_options, Mapping):
-            raise InvalidSearchTypeError(
-                f"sampler_options={self.sampler_options!r}: use a dict of keyword arguments for the "
-                "Optuna sampler, or None."
-            )
+        # sampler, n_parallel, sampler_options and n_candidates were checked by _check_settings.
         return BayesStrategy(
             self.search_space,
             self._n_candidates(),

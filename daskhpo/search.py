@@ -37,6 +37,7 @@ from .registry import register_search
 from .run import FitInput, SearchRun, Setup
 from .strategies.base import Describing, Enumerated, Result
 from .strategies.candidates import CandidateList, GridStrategy, RandomStrategy
+from .validation import PARAMETERS, check
 
 __all__ = ["GridSearchCV", "RandomizedSearchCV"]
 
@@ -99,44 +100,21 @@ class _DaskSearchMixin(BaseSearchCV):
         return type(self)(**{k: clone(v, safe=False) for k, v in params.items()}, client=client)
 
     # -- validation, all before any cluster work -----------------------------------------------
+    # Declared parameters (daskhpo.validation) whose special values (None, 'exhaust', ...) this
+    # search does not take: only successive halving counts its candidates by 'exhaust'.
+    _strict_params: frozenset[str] = frozenset({"n_candidates"})
+
     def _check_settings(self) -> None:
         self._cluster_target()
         if not hasattr(self.estimator, "fit"):
             raise InvalidSearchTypeError(
                 f"estimator={self.estimator!r} has no fit method: pass a scikit-learn estimator or pipeline."
             )
-        es = self.error_score
-        if not (es == "raise" or (isinstance(es, numbers.Real) and not isinstance(es, bool))):
-            raise InvalidSearchError(
-                f"error_score={es!r}: use 'raise' to stop on the first failing fit, or a number "
-                "(such as np.nan or 0) to record failing fits with that score."
-            )
-        if not (isinstance(self.refit, (bool, str)) or callable(self.refit)):
-            raise InvalidSearchTypeError(
-                f"refit={self.refit!r}: use True/False, the name of a scorer, or a callable that picks "
-                "the best index from cv_results_."
-            )
-        if self.n_jobs is not None and (
-            not isinstance(self.n_jobs, numbers.Integral) or self.n_jobs == 0
-        ):
-            raise InvalidSearchError(
-                f"n_jobs={self.n_jobs!r}: use None or -1 for every worker thread of the cluster, or a "
-                "positive number of concurrent tasks."
-            )
-        if not isinstance(self.return_train_score, (bool, np.bool_)):
-            raise InvalidSearchTypeError(
-                f"return_train_score={self.return_train_score!r}: use True or False."
-            )
-        timeout = getattr(self, "trial_timeout", None)
-        if timeout is not None:
-            fix = (
-                "use None for no limit, or a positive number of seconds that one fit (one "
-                "candidate on one fold) may run before it is stopped, such as trial_timeout=600."
-            )
-            if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real):
-                raise InvalidSearchTypeError(f"trial_timeout={timeout!r}: {fix}")
-            if not 0 < float(timeout) < float("inf"):
-                raise InvalidSearchError(f"trial_timeout={timeout!r}: {fix}")
+        # Every constructor parameter that has a declaration, in the order of the declarations.
+        own = set(self._get_param_names())
+        for name in PARAMETERS:
+            if name in own:
+                check(name, getattr(self, name), strict=name in self._strict_params)
 
     def _n_candidates(self) -> Any:
         """``n_candidates``, or the value of its deprecated alias ``n_trials`` when that was given."""
