@@ -21,6 +21,7 @@ from tests.integration._clusters import (
     closed_port,
     free_port,
     local_reference,
+    not_the_timeout,
     same_scores,
     start_logged,
     stop_process,
@@ -53,7 +54,7 @@ def gateway(tmp_path_factory):
     )
     try:
         wait_port("127.0.0.1", http, timeout=30)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 30  # when to stop waiting for the server, not a speed target
         while True:  # the proxy answers before the API behind it is ready
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{http}/api/health", timeout=2) as r:
@@ -61,7 +62,10 @@ def gateway(tmp_path_factory):
                         break
             except OSError:
                 pass
-            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            if time.monotonic() > deadline:
+                pytest.fail(
+                    f"the gateway's API never reported healthy; its log:\n{log.read_text()[-3000:]}"
+                )
             time.sleep(0.1)
         yield f"gateway://127.0.0.1:{http}", f"127.0.0.1:{tcp}"
     finally:
@@ -84,7 +88,7 @@ def _running(address: str) -> list[str]:
 
 
 def _wait_until_none_run(address: str) -> None:
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 30  # when to stop waiting; the assertion is about what runs
     while _running(address) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert _running(address) == []
@@ -120,16 +124,18 @@ def test_existing_cluster_by_name_is_used_and_left_running(gateway):
     _wait_until_none_run(address)
 
 
+@pytest.mark.timeout(120)  # a hang guard: each call ends on its own, as asserted
 def test_unknown_cluster_name_and_closed_port_fail_quickly(gateway):
     address, proxy = gateway
-    start = time.monotonic()
-    with pytest.raises(ClusterError, match="no running cluster named 'nope'"):
+    # Both end with the server's answer or the refusal itself, not by waiting the timeout out.
+    with pytest.raises(ClusterError, match="no running cluster named 'nope'") as info:
         connect(address, proxy_address=proxy, name="nope", timeout=10)
-    assert time.monotonic() - start < 20  # the timeout, plus slack for a loaded machine
-    start = time.monotonic()
+    not_the_timeout(info.value, 10)
     with (
         closed_port() as port,
-        pytest.raises(ClusterError, match="no dask-gateway server answered at http://127.0.0.1"),
+        pytest.raises(
+            ClusterError, match="no dask-gateway server answered at http://127.0.0.1"
+        ) as info,
     ):
         connect(f"gateway://127.0.0.1:{port}", timeout=10)
-    assert time.monotonic() - start < 20
+    assert "ConnectionRefusedError" in not_the_timeout(info.value, 10)
