@@ -33,8 +33,10 @@ Fields (defaults in brackets):
   n_candidates: INT [50], sampler: tpe|gp|cmaes|random|nsga2|auto [tpe]}``, ``{type: halving,
   n_candidates: INT or exhaust [exhaust]}``, ``{type: incremental, step: INT [1], patience: ...}``;
   the adaptive types take ``max_budget``, ``min_budget``, ``reduction_factor`` and ``resource`` (see
-  :class:`daskhpo.HyperbandSearchCV`). A field another type takes is refused, naming the types that
-  take it. A parameter renamed with scikit-learn's pattern (old name defaulting to ``"deprecated"``,
+  :class:`daskhpo.HyperbandSearchCV`). A field declared in :mod:`daskhpo.validation` (the counts,
+  budgets, ``reduction_factor``, ``test_size``, ...) is checked by that declaration's JSON Schema, so a
+  spec takes the values the class takes (a whole number written ``27.0`` is read as ``27`` where the
+  class takes integers). A field another type takes is refused, naming the types that take it. A parameter renamed with scikit-learn's pattern (old name defaulting to ``"deprecated"``,
   such as ``n_trials`` for ``n_candidates``) is taken under both names. ``GRID`` maps parameter names
   to non-empty lists of values (or is a list of such mappings). In ``DISTS`` a value is a list, a
   dimension ``{type: float|int, low: L, high: H, log: BOOL [false]}`` or ``{type: categorical,
@@ -97,6 +99,7 @@ from . import search as _search  # noqa: F401
 from .exceptions import InvalidSearchError
 from .registry import SEARCH_TYPES as _REGISTERED
 from .space import dimension_from_json
+from .validation import json_schema
 
 __all__ = [
     "SPEC_SCHEMA",
@@ -154,13 +157,13 @@ _SPACE_FIELDS = ("param_grid", "param_distributions")
 _DEPRECATED = "deprecated"
 _REFUSED = "not allowed with this search type; only {types} use it"
 
-_COUNT = "a positive number of candidates"
 # The JSON Schema fragment of each search field, for every type that takes a field of that name. A
-# field missing here takes any value (its facade checks it). Annotations JSON Schema ignores:
-# "default" overrides the facade's own default for every type (leave it out to use each facade's);
-# "x-counts" marks the names a type may count its candidates by (a type taking two takes them as two
-# names of one parameter); "x-refused" maps the space field of a type refusing the field to the
-# message it shows instead of _REFUSED.
+# field missing here takes any value (its facade checks it). A field with a declaration in
+# daskhpo.validation takes that declaration's fragment (the one rule the facades and strategies check
+# in Python too). Annotations JSON Schema ignores: "default" overrides the facade's own default for
+# every type (leave it out to use each facade's); "x-counts" marks the names a type may count its
+# candidates by (a type taking two takes them as two names of one parameter); "x-refused" maps the
+# space field of a type refusing the field to the message it shows instead of _REFUSED.
 _FIELD_SCHEMAS: dict[str, dict[str, Any]] = {
     "param_grid": {
         "description": "a mapping of parameter names to non-empty lists of values "
@@ -177,9 +180,7 @@ _FIELD_SCHEMAS: dict[str, dict[str, Any]] = {
         "else": {"$ref": "#/$defs/distributions"},
     },
     "n_iter": {
-        "type": "integer",
-        "minimum": 1,
-        "description": "a positive number of candidates to sample",
+        **json_schema("n_iter"),
         "x-counts": True,
         "x-refused": {
             "param_grid": "not allowed with type: {kind}, which tries every candidate; n_iter is "
@@ -188,18 +189,10 @@ _FIELD_SCHEMAS: dict[str, dict[str, Any]] = {
             "candidates with n_iter",
         },
     },
-    "n_trials": {
-        "type": "integer",
-        "minimum": 1,
-        "description": "a positive number of trials",
-        "x-counts": True,
-    },
-    "n_candidates": {
-        "anyOf": [{"type": "integer", "minimum": 1}, {"const": "exhaust"}],
-        "description": f"{_COUNT} to start with, or 'exhaust' (successive halving)",
-        "x-counts": True,
-    },
+    "n_trials": {**json_schema("n_trials"), "x-counts": True},
+    "n_candidates": {**json_schema("n_candidates"), "x-counts": True},
     "random_state": {
+        # Not a declaration: Python also takes numpy generators (daskhpo.space.as_seed checks it).
         "type": ["integer", "null"],
         "minimum": 0,
         "maximum": 2**32 - 1,
@@ -209,87 +202,27 @@ _FIELD_SCHEMAS: dict[str, dict[str, Any]] = {
             "random_state is for {types}",
         },
     },
-    "sampler": {
-        "enum": ["tpe", "gp", "cmaes", "random", "nsga2", "auto"],
-        "default": "tpe",
-        "description": "'tpe', 'gp', 'cmaes', 'random', 'nsga2' or 'auto'",
-    },
-    "sampler_options": {
-        "type": ["object", "null"],
-        "description": "a mapping of keyword arguments for the sampler, or null",
-    },
-    "n_parallel": {
-        "type": ["integer", "null"],
-        "minimum": 1,
-        "description": "a positive number of trials in flight at once, or null for one per thread",
-    },
-    "max_budget": {
-        "type": ["integer", "null"],
-        "minimum": 1,
-        "description": "a positive whole budget (partial_fit calls, samples or the "
-        "parameter's value), or null for the search's default",
-    },
-    "min_budget": {
-        "type": ["integer", "null"],
-        "minimum": 1,
-        "description": "a positive whole budget at most max_budget, or null",
-    },
-    "reduction_factor": {
-        "type": "number",
-        "exclusiveMinimum": 1,
-        "description": "a number above 1 (3 is usual)",
-    },
-    "resource": {
-        "type": "string",
-        "minLength": 1,
-        "description": "'auto', 'partial_fit', 'n_samples' or an estimator parameter "
-        "such as 'n_estimators'",
-    },
-    "test_size": {
-        "type": ["number", "null"],
-        "exclusiveMinimum": 0,
-        "description": "a held-out share of the data (such as 0.2), or null",
-    },
-    "chunk_size": {
-        "type": ["integer", "null"],
-        "minimum": 1,
-        "description": "a positive number of rows per partial_fit call, or null",
-    },
-    "persist": {
-        "enum": ["auto", True, False],
-        "description": "'auto', true or false",
-    },
-    "step": {
-        "type": ["number", "null"],
-        "exclusiveMinimum": 0,
-        "description": "a positive budget to train each candidate by between scores, or null",
-    },
-    "grace_budget": {
-        "type": ["number", "null"],
-        "exclusiveMinimum": 0,
-        "description": "a positive budget before which no trial is stopped, or null",
-    },
-    "min_trials": {
-        "type": "integer",
-        "minimum": 1,
-        "description": "a positive number of other trials to compare with",
-    },
-    "patience": {
-        "type": ["integer", "null"],
-        "minimum": 1,
-        "description": "a positive number of scores without improvement, or null",
-    },
-    "tol": {"type": "number", "minimum": 0, "description": "a number >= 0"},
-    "random_fraction": {
-        "type": "number",
-        "minimum": 0,
-        "maximum": 1,
-        "description": "a share of candidates drawn at random, from 0 to 1",
-    },
-    "min_points": {
-        "type": ["integer", "null"],
-        "minimum": 1,
-        "description": "a positive number of results the model needs, or null",
+    "sampler": {**json_schema("sampler"), "default": "tpe"},
+    **{
+        name: json_schema(name)
+        for name in (
+            "sampler_options",
+            "n_parallel",
+            "max_budget",
+            "min_budget",
+            "reduction_factor",
+            "resource",
+            "test_size",
+            "chunk_size",
+            "persist",
+            "step",
+            "grace_budget",
+            "min_trials",
+            "patience",
+            "tol",
+            "random_fraction",
+            "min_points",
+        )
     },
 }
 
@@ -559,11 +492,7 @@ _STATIC_SCHEMA: dict[str, Any] = {
                 },
             },
         },
-        "refit": {
-            "type": ["boolean", "string"],
-            "default": True,
-            "description": "true, false, or the name of the metric that picks the best candidate",
-        },
+        "refit": {**json_schema("refit"), "default": True},
         "cv": {
             "default": 5,
             "description": "a number of folds (2 or more), or {class: import path of a splitter, "
@@ -577,22 +506,14 @@ _STATIC_SCHEMA: dict[str, Any] = {
                 "splitter, params: {...}}",
             },
         },
+        # JSON has no NaN: a spec writes it as a string, which load_spec turns into a float.
         "error_score": {
+            "anyOf": [*json_schema("error_score")["anyOf"], {"enum": ["nan", "NaN", "NAN"]}],
             "default": "nan",
             "description": "'raise', a number, or nan",
-            "anyOf": [{"const": "raise"}, {"type": "number"}, {"enum": ["nan", "NaN", "NAN"]}],
         },
-        "return_train_score": {
-            "type": "boolean",
-            "default": False,
-            "description": "true or false",
-        },
-        "trial_timeout": {
-            "type": ["number", "null"],
-            "exclusiveMinimum": 0,
-            "default": None,
-            "description": "a positive number of seconds one fit may run, or null for no limit",
-        },
+        "return_train_score": {**json_schema("return_train_score"), "default": False},
+        "trial_timeout": {**json_schema("trial_timeout"), "default": None},
     },
     "$defs": {
         "step": {
@@ -1202,9 +1123,10 @@ def _schema_types(schema: Mapping[str, Any]) -> set[str]:
 
 
 def _whole(value: Any, schema: Mapping[str, Any]) -> Any:
-    """``value``, with a float such as 3.0 as an int where the field takes integers only."""
+    """``value``, with a whole float such as 3.0 as an int where the field takes integers (only, or
+    as well as other numbers: a budget of 27.0 is 27, a budget of 2.5 stays 2.5)."""
     types = _schema_types(schema)
-    if isinstance(value, float) and "integer" in types and "number" not in types:
+    if isinstance(value, float) and "integer" in types and value.is_integer():
         return _int(value)
     return value
 
