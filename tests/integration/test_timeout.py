@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import os
-import time
 
 import dask
 import numpy as np
@@ -40,6 +39,8 @@ def own_client():
         yield c
 
 
+# Hang guards, not speed targets: without trial_timeout these searches would wait on a 1000 s sleep.
+@pytest.mark.timeout(240)
 def test_hanging_candidate_is_failed_with_the_reason_and_the_search_goes_on(own_client, tmp_path):
     client = own_client
     reference = GridSearchCV(Hanger(), {"max_depth": DEPTHS}, cv=2, client=client).fit(X, y)
@@ -52,11 +53,10 @@ def test_hanging_candidate_is_failed_with_the_reason_and_the_search_goes_on(own_
     search = GridSearchCV(
         Hanger(), grid, cv=2, trial_timeout=2, client=client, storage=storage, name="hang"
     )
-    start = time.monotonic()
+    # fit returned although one fit sleeps 1000 s: the hung candidate is failed with the timeout's
+    # text, and every other candidate's result is there (below).
     with pytest.warns(FitFailedWarning, match="timed out after 2 s"):
         search.fit(X, y)
-    elapsed = time.monotonic() - start
-    assert elapsed < 90, elapsed  # a fit that sleeps 1000 s did not hold the search
 
     params = search.cv_results_["params"]
     assert params[0] == {"hang": True, "max_depth": 2}
@@ -70,6 +70,7 @@ def test_hanging_candidate_is_failed_with_the_reason_and_the_search_goes_on(own_
     stored = {r["trial_id"]: r for r in SQLiteStore(tmp_path / "runs.db", "hang").records()}
     assert sorted(stored) == list(range(len(DEPTHS) + 1))  # each trial stored once
     assert stored[0]["status"] == "failed"
+    assert len(stored[0]["errors"]) == 2, stored[0]  # both folds of the hung candidate
     for error in stored[0]["errors"]:
         assert "TimeoutError" in error and "timed out after 2 s" in error, error
     assert all(stored[t]["status"] == "complete" for t in range(1, len(DEPTHS) + 1))
@@ -79,16 +80,16 @@ def test_hanging_candidate_is_failed_with_the_reason_and_the_search_goes_on(own_
     assert set(client.run(os.getpid).values()) != pids_before
 
 
+@pytest.mark.timeout(240)
 def test_error_score_raise_stops_on_the_timeout_and_leaves_the_cluster_whole(own_client):
     client = own_client
     grid = [{"hang": [False], "max_depth": [1]}, {"hang": [True], "max_depth": [2]}]
     search = GridSearchCV(
         Hanger(), grid, cv=2, trial_timeout=1.5, error_score="raise", client=client
     )
-    start = time.monotonic()
+    # fit stopped on the hung fit's timeout (not after its 1000 s sleep), and says so.
     with pytest.raises(TimeoutError, match=r"timed out after 1\.5 s") as info:
         search.fit(X, y)
-    assert time.monotonic() - start < 90
     notes = "\n".join(getattr(info.value, "__notes__", []))
     assert "'hang': True" in notes and "error_score='raise'" in notes
     assert len(client.nthreads()) == 2
@@ -99,6 +100,7 @@ def test_error_score_raise_stops_on_the_timeout_and_leaves_the_cluster_whole(own
     assert np.isfinite(after.cv_results_["mean_test_score"]).all()
 
 
+@pytest.mark.timeout(240)
 def test_bayesian_trials_that_hang_are_failed_and_told_as_failures(own_client):
     from daskhpo import BayesSearchCV, Categorical, Int
 
