@@ -39,12 +39,21 @@ def test_worker_killed_mid_search_loses_and_repeats_nothing(client):
 
     thread = threading.Thread(target=run)
     thread.start()
-    deadline = time.monotonic() + 60
-    while len(getattr(search, "store_", ())) < 3 and time.monotonic() < deadline:
+    deadline = time.monotonic() + 60  # when to stop waiting for 3 trials, not a speed target
+    while len(getattr(search, "store_", ())) < 3:
+        assert thread.is_alive(), f"the search ended before 3 trials were stored: {errors}"
+        if time.monotonic() > deadline:
+            thread.join(120)
+            pytest.fail(f"fewer than 3 of 12 trials stored after 60 s; errors: {errors}")
         time.sleep(0.02)
     pids = client.run(os.getpid)
     victim = sorted(pids.values())[0]
     os.kill(victim, signal.SIGKILL)
+    # Read after the kill landed: the store grows only, so fewer than the 12 planned trials now
+    # means fewer when the worker died. The kill came mid-search, not after it.
+    stored_at_kill = len(search.store_)
+    assert 3 <= stored_at_kill < 12, f"{stored_at_kill} of 12 trials stored at the kill"
+    assert thread.is_alive(), "fit had returned before the kill"
     thread.join(120)
     assert not thread.is_alive() and not errors, errors
     client.wait_for_workers(2, timeout=60)

@@ -77,14 +77,23 @@ def _search_while(client, fault) -> GridSearchCV:
         except BaseException as exc:  # reported by the assertion below
             errors.append(exc)
 
+    planned = len(GRID["max_depth"])
     thread = threading.Thread(target=run)
     thread.start()
-    deadline = time.monotonic() + 60
-    while len(getattr(search, "store_", ())) < 3 and time.monotonic() < deadline:
+    deadline = time.monotonic() + 60  # when to stop waiting for 3 trials, not a speed target
+    while len(getattr(search, "store_", ())) < 3:
         assert thread.is_alive(), errors
+        if time.monotonic() > deadline:
+            thread.join(120)
+            pytest.fail(f"fewer than 3 of {planned} trials stored after 60 s; errors: {errors}")
         time.sleep(0.02)
-    assert len(search.store_) < len(GRID["max_depth"]), "the search ended before the fault"
+    assert len(search.store_) < planned, "the search ended before the fault"
     fault()
+    # Read after the fault landed: the store grows only, so fewer than the planned trials now means
+    # fewer when it struck. The fault came mid-search, not after it.
+    stored_at_fault = len(search.store_)
+    assert 3 <= stored_at_fault < planned, f"{stored_at_fault} of {planned} trials at the fault"
+    assert thread.is_alive(), "fit had returned before the fault"
     thread.join(120)
     assert not thread.is_alive() and not errors, errors
     return search
