@@ -48,18 +48,22 @@ def test_killed_run_is_finished_by_resume_without_the_spec_file(client, tmp_path
     storage = f"sqlite:///{db}"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     cluster = ["--cluster", client.scheduler.address]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "daskhpo", "run", str(spec), "--storage", storage, *cluster],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    log = tmp_path / "run.log"  # a file, not a pipe: the run's cluster children may outlive it
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "daskhpo", "run", str(spec), "--storage", storage, *cluster],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 120  # when to stop waiting for 4 trials, not a speed target
         while len(_trial_rows(db)) < 4 and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.05)
-        assert proc.poll() is None, "the run finished or died before it could be killed"
+        assert proc.poll() is None, (
+            f"the run finished or died before it could be killed:\n{log.read_text()[-3000:]}"
+        )
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(30)
     finally:
@@ -68,7 +72,7 @@ def test_killed_run_is_finished_by_resume_without_the_spec_file(client, tmp_path
     killed_at = time.time()
     before = _trial_rows(db)
     stored_before = {t for t, _ in before}
-    assert 4 <= len(stored_before) < N
+    assert 4 <= len(stored_before) < N, f"{len(stored_before)} stored:\n{log.read_text()[-3000:]}"
 
     # What was stored is readable at once, without a cluster: a partial search.
     partial = daskhpo.load("killed", storage)
