@@ -53,7 +53,10 @@ def gateway(tmp_path_factory):
         [str(BIN / "dask-gateway-server"), "-f", str(work / "config.py")], log, cwd=work
     )
     try:
-        wait_port("127.0.0.1", http, timeout=30)
+        try:
+            wait_port("127.0.0.1", http, timeout=30)
+        except TimeoutError as exc:
+            pytest.fail(f"{exc}; the gateway server's log:\n{log.read_text()[-3000:]}")
         deadline = time.monotonic() + 30  # when to stop waiting for the server, not a speed target
         while True:  # the proxy answers before the API behind it is ready
             try:
