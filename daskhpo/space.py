@@ -19,6 +19,7 @@ import numpy as np
 from sklearn.model_selection import ParameterGrid, ParameterSampler
 
 from .exceptions import InvalidSearchError, InvalidSearchTypeError
+from .validation import check
 
 __all__ = [
     "Float",
@@ -275,10 +276,7 @@ def random_candidates(
 ) -> list[dict[str, Any]]:
     """``n_iter`` candidates drawn exactly as scikit-learn's :class:`ParameterSampler` draws them
     (for an int or a ``RandomState``; None seeds from the operating system, see :func:`as_seed`)."""
-    if isinstance(n_iter, bool) or not isinstance(n_iter, (int, np.integer)) or n_iter <= 0:
-        raise InvalidSearchError(
-            f"n_iter={n_iter!r}: give a positive integer number of candidates to sample."
-        )
+    check("n_iter", n_iter, strict=True)
     dists = normalize_distributions(param_distributions)
     rng = _rng(random_state)
     return [dict(p) for p in ParameterSampler(dists, int(n_iter), random_state=rng)]

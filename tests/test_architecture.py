@@ -41,6 +41,7 @@ NO_DASK = (
     "daskhpo.store",
     "daskhpo.results",
     "daskhpo.registry",
+    "daskhpo.validation",
     "daskhpo.exceptions",
 )
 
