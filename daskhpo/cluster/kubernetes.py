@@ -450,6 +450,12 @@ def _k8s_explain(target: str, namespace: str | None, name: str) -> Any:
                 "(helm install dask-kubernetes-operator), or print the resources with "
                 "'daskhpo k8s-spec' and kubectl apply them."
             )
+        # Before the OSError test below: TimeoutError is an OSError.
+        if isinstance(exc, TimeoutError):
+            return (
+                f"{where} did not become ready: check the operator's and the scheduler pod's logs "
+                "(kubectl logs) and that the image can be pulled."
+            )
         if "ConnectError" in text or "connection" in text.lower() or isinstance(exc, OSError):
             return (
                 "the Kubernetes API server did not answer: check the kubeconfig's server address "
@@ -461,11 +467,6 @@ def _k8s_explain(target: str, namespace: str | None, name: str) -> Any:
             return (
                 f"{where} was not started: install the Dask operator (helm install "
                 "dask-kubernetes-operator) and check that it runs."
-            )
-        if isinstance(exc, TimeoutError):
-            return (
-                f"{where} did not become ready: check the operator's and the scheduler pod's logs "
-                "(kubectl logs) and that the image can be pulled."
             )
         return f"{where} could not be created or reached."
 

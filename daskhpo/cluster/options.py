@@ -194,9 +194,10 @@ def run_bounded(
         abandoned.set()
         if finished.is_set() and "value" in box:  # finished in the instant between
             return box["value"]
+        why = explain(TimeoutError())
         raise ClusterError(
             f"cluster={target!r}: {what} did not answer within {timeout:g} s. "
-            f"{explain(TimeoutError())} Raise timeout= if it is only slow to start."
+            f"{why[:1].upper()}{why[1:]} Raise timeout= if it is only slow to start."
         )
     if "error" in box:
         exc = box["error"]
