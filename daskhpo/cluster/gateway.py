@@ -7,6 +7,8 @@ the cluster (and its ``Gateway`` client).
 
 from __future__ import annotations
 
+import gc
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -75,7 +77,14 @@ def connect_gateway(target: str, scheme: str, rest: str, options: dict[str, Any]
 
     def explain(exc: BaseException) -> str:
         text = f"{type(exc).__name__}: {exc}".lower()
-        if "401" in text or "403" in text or "unauthorized" in text or "forbidden" in text:
+        if isinstance(exc, ConnectionError):  # refused or reset: nothing is serving there
+            return (
+                f"no dask-gateway server answered at {shown_address}: check the address "
+                "(gateway://HOST:PORT for http, gateway+https://HOST for https) and that the server "
+                "runs."
+            )
+        # Status codes as words: a port such as 44019 in the text is not a 401.
+        if re.search(r"\b(401|403)\b", text) or "unauthorized" in text or "forbidden" in text:
             return (
                 f"the dask-gateway server at {shown_address} refused the credentials: check auth=."
             )
@@ -94,6 +103,12 @@ def connect_gateway(target: str, scheme: str, rest: str, options: dict[str, Any]
 
     def start() -> Any:
         from dask_gateway import GatewayCluster
+
+        # A Gateway left half-built by an earlier failed connect is garbage whose __del__ stops its
+        # loop runner under distributed's LoopRunner class lock. If the garbage collector ran it in
+        # the IO-loop thread that GatewayCluster starts below, while this thread holds that lock
+        # waiting for the loop to come up, both would wait the 10 s LoopRunner timeout. Collect first.
+        gc.collect()
 
         common = {
             "address": address,

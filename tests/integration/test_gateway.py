@@ -142,3 +142,22 @@ def test_unknown_cluster_name_and_closed_port_fail_quickly(gateway):
     ):
         connect(f"gateway://127.0.0.1:{port}", timeout=10)
     assert "ConnectionRefusedError" in not_the_timeout(info.value, 10)
+
+
+@pytest.mark.timeout(60)  # a hang guard
+def test_refused_port_whose_number_contains_401_is_not_read_as_an_auth_error():
+    import socket
+
+    for port in (54010, 54011, 54012, 44010, 44011, 44012, 40100, 40101):
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            s.close()
+            continue
+        with s, pytest.raises(ClusterError) as info:  # bound, never listening: refused
+            connect(f"gateway://127.0.0.1:{port}", timeout=10)
+        assert "no dask-gateway server answered" in str(info.value)
+        assert "credentials" not in str(info.value)
+        return
+    pytest.fail("none of the ports tried could be bound")
