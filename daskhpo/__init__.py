@@ -18,15 +18,31 @@ from .exceptions import (
     InvalidSearchTypeError,
 )
 from .load import StoredSearch, load
-from .search import GridSearchCV, RandomizedSearchCV
+from .search import BaseSearchCV, GridSearchCV, RandomizedSearchCV
 from .space import Categorical, Float, Int
 from .store import MemoryStore
 
 __version__ = "0.1.0"
 
+_HALVING = ("HalvingGridSearchCV", "HalvingRandomSearchCV")
+
+
+def __getattr__(name: str) -> object:
+    # scikit-learn's halving searches on Dask (daskhpo.halving), imported on first use: importing
+    # them enables scikit-learn's experimental halving classes, which a plain `import daskhpo` must not.
+    if name in _HALVING:
+        from . import halving
+
+        return getattr(halving, name)
+    raise AttributeError(f"module 'daskhpo' has no attribute {name!r}")
+
+
 __all__ = [
+    "BaseSearchCV",
     "GridSearchCV",
     "RandomizedSearchCV",
+    "HalvingGridSearchCV",
+    "HalvingRandomSearchCV",
     "BayesSearchCV",
     "SuccessiveHalvingSearchCV",
     "HyperbandSearchCV",

@@ -28,6 +28,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import sklearn
 from dask.base import is_dask_collection, tokenize
 from sklearn.base import clone, is_classifier
 from sklearn.metrics._scorer import _BaseScorer, _MultimetricScorer, _PassthroughScorer
@@ -39,7 +40,7 @@ from .execution.work import CrossValWork, StreamWork
 from .registry import register_search
 from .run import FitInput, Setup
 from .search import _DaskSearchMixin, _n_rows
-from .space import as_seed
+from .space import as_seed, describe_space
 from .strategies.adaptive import ASHA, Hyperband, Incremental, RandomSource, SuccessiveHalving
 from .strategies.base import Describing, Result
 from .strategies.median import MedianStopping
@@ -157,6 +158,7 @@ class _AdaptiveSearchCV(_DaskSearchMixin):
 
     def _budget_bounds(self, resource: str, X: Any, y: Any, n_splits: int) -> tuple[Any, Any]:
         min_budget = getattr(self, "min_budget", None)
+        given = min_budget is not None
         max_budget = self.max_budget
         if resource == "n_samples":
             n = _n_rows(X)
@@ -175,8 +177,25 @@ class _AdaptiveSearchCV(_DaskSearchMixin):
         elif min_budget is None:
             min_budget = 1
         if max_budget is not None and min_budget > max_budget:
+            counts = {
+                "n_samples": "training samples per fit",
+                "partial_fit": "partial_fit calls per trial",
+            }.get(resource, f"the value of the estimator parameter {resource!r}")
+            if given:
+                raise InvalidSearchError(
+                    f"min_budget={min_budget} is above max_budget={max_budget} (the budget counts "
+                    f"{counts}, resource={resource!r}): lower min_budget or raise max_budget."
+                )
+            why = (
+                f"two samples per fold{' and class' if is_classifier(self.estimator) else ''}, as "
+                "scikit-learn's halving starts"
+                if resource == "n_samples"
+                else "one"
+            )
             raise InvalidSearchError(
-                f"min_budget={min_budget} is above max_budget={max_budget}: lower min_budget."
+                f"max_budget={max_budget} is below the smallest budget {min_budget} (the default "
+                f"min_budget: {why}). The budget counts {counts} (resource={resource!r}): raise "
+                "max_budget, or set min_budget to at most max_budget."
             )
         return min_budget, max_budget
 
@@ -239,6 +258,8 @@ class _AdaptiveSearchCV(_DaskSearchMixin):
                 if not isinstance(self.random_state, numbers.Integral)
                 else self.random_state,
                 budget_param=resource,
+                error_score=self.error_score,
+                config=sklearn.get_config(),
             )
         data_token = X.name if is_dask_collection(X) and hasattr(X, "name") else tokenize(X)
         fingerprint = tokenize(
@@ -312,7 +333,7 @@ class _AdaptiveSearchCV(_DaskSearchMixin):
         return {
             "search": type(self).__name__,
             "estimator": repr(self.estimator),
-            "space": repr(self.param_distributions),
+            "space": describe_space(self.param_distributions),
             "scoring": repr(self.scoring),
             "resource": resource,
             "min_budget": min_budget,

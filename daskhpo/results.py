@@ -193,8 +193,10 @@ def check_failures(
     n_fits = len(results) * n_splits
     if not results or (errors and len(errors) == n_fits):
         raise FitFailedError(
-            f"All the {n_fits} fits failed: the estimator or its parameters are probably "
-            f"misconfigured.\n{group_errors(errors)}"
+            f"All the {n_fits} fits failed.\nIt is very likely that your model is misconfigured "
+            "(the estimator or its parameters): set error_score='raise' to stop at the first "
+            f"failure with its traceback.\n\nBelow are more details about the failures:\n"
+            f"{group_errors(errors)}"
         )
     if errors:
         warnings.warn(

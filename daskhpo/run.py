@@ -19,14 +19,18 @@ evaluate, the run does the rest.
 
 from __future__ import annotations
 
+import inspect
 import sys
 import time
-from collections.abc import Callable, Mapping
+import warnings
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sklearn.metrics._scorer import _MultimetricScorer
 
+from .callbacks import SearchCallbacks, management
 from .cluster import get_client
 from .exceptions import FitFailedError, InvalidSearchError
 from .execution.base import Executor, make_executor
@@ -42,7 +46,17 @@ from .results import (
     metric_names,
 )
 from .store import Store, open_store, result_from_json
-from .strategies.base import Counting, Describing, Releasing, Result, SlotAware, Strategy
+from .strategies.base import (
+    Counting,
+    Describing,
+    Enumerated,
+    Job,
+    Releasing,
+    Result,
+    SlotAware,
+    Strategy,
+)
+from .strategies.candidates import CandidateList
 from .tuner import Tuner
 
 __all__ = ["FitInput", "Setup", "SearchRun"]
@@ -118,42 +132,78 @@ class SearchRun:
 
     # -- the sequence ---------------------------------------------------------------------------
     def fit(self, X: Any, y: Any, *, resume: bool, params: Mapping[str, Any]) -> Any:
+        with management(self.search):  # scikit-learn callbacks' teardown, however fit ends
+            return self._fit(X, y, resume=resume, params=params)
+
+    def _fit(self, X: Any, y: Any, *, resume: bool, params: Mapping[str, Any]) -> Any:
         s = self.search
         s._check_settings()
         scorers, refit_metric = s._checked_scorers()
         X, y = s._checked_xy(X, y)
         routed = s._get_routed_params_for_fit(dict(params))
-        setup: Setup = s._setup(
-            FitInput(
-                X,
-                y,
-                routed.splitter.split.get("groups"),
-                dict(routed.estimator.fit),
-                dict(routed.scorer.score),
-                scorers,
-                refit_metric,
-            )
+        data = FitInput(
+            X,
+            y,
+            routed.splitter.split.get("groups"),
+            dict(routed.estimator.fit),
+            dict(routed.scorer.score),
+            scorers,
+            refit_metric,
         )
+        if runs_own_search(s):
+            return PushedSearch(self, data).fit(resume)
+        setup: Setup = s._setup(data)
+        self.callbacks = SearchCallbacks.start(s, X, y, data.fit_params)
+        if self.callbacks is not None and self.callbacks.active:
+            n_units = None
+            planned = setup.strategy.n_planned
+            if isinstance(setup.strategy, Enumerated) and isinstance(setup.work, CrossValWork):
+                n_units = int(planned) * len(setup.work.folds) if planned is not None else None
+            self._search_ctx = self.callbacks.open_search(n_units)
         setup.settings.update(best_rule=setup.best_rule, budget_param=setup.budget_param)
-        name = s.name or f"{setup.name_prefix}-{setup.fingerprint[:12]}"
-        store = open_store(s.storage, name)
-        s.store_ = store
+        store = self._open_store(setup.name_prefix, setup.fingerprint)
         replayed = self._replay(store, setup, resume)
-        client = None
-        if self.executor_factory is None:
-            client = get_client(s._cluster_target(), verbose=s.verbose)
-            n_slots = s._slots(client)
-            executor = make_executor(client, setup.work, n_slots)
-        else:
-            executor, n_slots = self.executor_factory(setup.work)
-        if isinstance(setup.strategy, SlotAware):
-            setup.strategy.set_slots(n_slots)
+        executor, n_slots, client = self._executor(setup.work, strategy=setup.strategy)
         try:
             rows = self._loop(setup, store, executor, replayed, n_slots, refit_metric, client)
             self._finish(setup, rows, executor, scorers, refit_metric)
         finally:
             executor.close()
+        if self.callbacks is not None:
+            self.callbacks.finish()
         return s
+
+    callbacks: SearchCallbacks | None = None
+    _search_ctx: Any = None
+
+    def _open_store(self, name_prefix: str, fingerprint: str) -> Store:
+        s = self.search
+        name = getattr(s, "name", None) or f"{name_prefix}-{fingerprint[:12]}"
+        store = open_store(getattr(s, "storage", None), name)
+        s.store_ = store
+        return store
+
+    def _executor(
+        self, work: CrossValWork | StreamWork, *, strategy: Any = None, client: Any = None
+    ) -> tuple[Executor, int, Any]:
+        """An executor for ``work`` (the client is made once and reused when given)."""
+        s = self.search
+        if (
+            self.callbacks is not None
+            and self._search_ctx is not None
+            and isinstance(work, CrossValWork)
+        ):
+            work.callback_parent = self.callbacks.worker_parent(self._search_ctx, work.estimator)
+        if self.executor_factory is None:
+            if client is None:
+                client = get_client(s._cluster_target(), verbose=s.verbose)
+            n_slots = s._slots(client)
+            executor = make_executor(client, work, n_slots)
+        else:
+            executor, n_slots = self.executor_factory(work)
+        if isinstance(strategy, SlotAware):
+            strategy.set_slots(n_slots)
+        return executor, n_slots, client
 
     def _replay(self, store: Store, setup: Setup, resume: bool) -> list[Result]:
         """The stored evaluations of this very search, told to the fresh strategy (``resume``).
@@ -170,7 +220,7 @@ class SearchRun:
                 )
             return []
         info = store.info()
-        where = f"{s.storage} (search {store.name!r})"
+        where = f"{getattr(s, 'storage', None)} (search {store.name!r})"
         if info["n_trials"] and not resume:
             raise InvalidSearchError(
                 f"{where} already holds {info['n_trials']} trials: pass resume=True to fit to "
@@ -221,8 +271,21 @@ class SearchRun:
             bar.update(result)
         t_start = time.perf_counter()
 
+        folds = setup.work.folds if isinstance(setup.work, CrossValWork) else None
+        callbacks, search_ctx = self.callbacks, self._search_ctx
+        on_submit = None
+        if callbacks is not None and callbacks.active and search_ctx is not None:
+
+            def on_submit(jobs: list[Job]) -> None:
+                for job in jobs:
+                    callbacks.begin(search_ctx, job_key(job), folds, executor.n_splits)
+
         def on_result(result: Result, outcomes: list[UnitOutcome]) -> None:
             results.append(result)
+            if callbacks is not None:
+                callbacks.end(job_key(result.job))
+            position = result.trial_id - getattr(strategy, "first_id", 0)
+            report(s, result, outcomes, executor.n_splits, (position, strategy.n_planned))
             bar.update(result)
             if setup.history:
                 calls = executor.stats().get("partial_fit_calls")
@@ -236,15 +299,20 @@ class SearchRun:
                     executor.release([t for t in finished if t != keep])
 
         metric = refit_metric if isinstance(refit_metric, str) else None
-        store.start(setup.settings, setup.fingerprint)
+        if not self.started:
+            store.start(setup.settings, setup.fingerprint)
         status = "interrupted"
         try:
-            Tuner(strategy, executor, store, metric=metric, on_result=on_result).run()
+            Tuner(
+                strategy, executor, store, metric=metric, on_result=on_result, on_submit=on_submit
+            ).run()
+            if callbacks is not None and self._search_ctx is not None and self.closes_search:
+                callbacks.close_search()
             status = "finished"
         except KeyboardInterrupt:
             bar.close()
             where = (
-                f"in {s.storage} as {store.name!r}: call fit(..., resume=True) with the same "
+                f"in {getattr(s, 'storage', None)} as {store.name!r}: call fit(..., resume=True) with the same "
                 "arguments to continue"
                 if store.persistent
                 else "in search.store_; pass storage='sqlite:///FILE.db' to be able to resume"
@@ -275,6 +343,9 @@ class SearchRun:
             s.metadata_ = s._metadata(setup, results, executor.stats(), executor.n_splits)
         return latest_evaluations(results)
 
+    started = False  # the store's search was started (a pushed search starts it once)
+    closes_search = True  # the loop ends the callbacks' "search" task (not so for a pushed search)
+
     def _finish(
         self,
         setup: Setup,
@@ -282,11 +353,14 @@ class SearchRun:
         executor: Executor,
         scorers: Any,
         refit_metric: Any,
+        more_results: Mapping[str, Sequence[Any]] | None = None,
+        checked: bool = False,
     ) -> None:
         """``cv_results_``, ``best_*`` and the refit of the best candidate."""
         s = self.search
         n_splits = executor.n_splits
-        check_failures(rows, n_splits, s.error_score, stacklevel=6)
+        if not checked:
+            check_failures(rows, n_splits, s.error_score, stacklevel=6)
         names = metric_names(rows)
         s.multimetric_ = is_multimetric(names, s.scoring)
         if callable(s.scoring) and s.multimetric_:
@@ -302,7 +376,7 @@ class SearchRun:
             multimetric=s.multimetric_,
             return_train_score=bool(s.return_train_score),
             budget_param=setup.budget_param,
-            format_results=s._format_results,
+            format_results=_with_more(s._format_results, more_results),
         )
         s._extend_results(cv_results, rows)
         s.cv_results_ = cv_results
@@ -318,11 +392,17 @@ class SearchRun:
                 s.best_budget_ = cv_results["budget"][s.best_index_]
         if s.refit:
             row = rows[s.best_index_]
+            leaf = None
+            if self.callbacks is not None:
+                leaf = self.callbacks.begin_refit()
             estimator, seconds = executor.refit(
                 s.best_params_,
                 trial_id=row.trial_id,
                 budget=as_number(row.job.budget),
+                callback_leaf=leaf,
             )
+            if self.callbacks is not None:
+                self.callbacks.end_refit()
             s.best_estimator_ = estimator
             s.refit_time_ = seconds
             if hasattr(estimator, "feature_names_in_"):
@@ -340,6 +420,77 @@ class SearchRun:
         if best is None:  # nothing completed (some fits failed, all of them at the best budget)
             best = best_position(rows, "all", scores=scores) or 0
         return int(best)
+
+
+def runs_own_search(search: Any) -> bool:
+    """Whether ``search`` gives candidates through scikit-learn's ``_run_search(evaluate_candidates)``
+    (a subclass that overrides it, or scikit-learn's halving searches) rather than a strategy."""
+    from sklearn.model_selection._search import BaseSearchCV
+
+    return type(search)._run_search is not BaseSearchCV._run_search
+
+
+def job_key(job: Job) -> tuple[Any, ...]:
+    return (job.trial_id, job.bracket, job.rung)
+
+
+def report(
+    search: Any,
+    result: Result,
+    outcomes: Sequence[UnitOutcome],
+    n_splits: int,
+    progress: tuple[int, Any],
+) -> None:
+    """What a finished job shows the user: the warnings its fits raised on the workers, and with
+    ``verbose > 1`` one line per fold as scikit-learn prints them (scores from ``verbose > 2``).
+    ``progress``: the job's position among the candidates and how many are planned."""
+    for outcome in outcomes:
+        for category, message in outcome.warnings or ():
+            warnings.warn(message, category, stacklevel=2)
+    if search.verbose <= 1:
+        return
+    params = dict(result.job.params)
+    text = ", ".join(f"{k}={v}" for k, v in sorted(params.items()))
+    for fold, outcome in enumerate(outcomes):
+        where = ""
+        if search.verbose > 2:
+            where = f" {fold + 1}/{n_splits}"
+            position, n_planned = progress
+            if isinstance(n_planned, int) and n_planned:
+                where += f"; {position + 1}/{n_planned}"
+        msg = text + (";" if text else "")
+        if search.verbose > 2 and outcome.error is None:
+            msg += _score_text(outcome, bool(search.return_train_score))
+        seconds = outcome.fit_time + outcome.score_time
+        msg += (
+            f" total time={seconds:.1f}s" if seconds < 60 else f" total time={seconds / 60:.1f}min"
+        )
+        head = f"[CV{where}] END "
+        print(head + "." * max(0, 80 - len(head) - len(msg)) + msg, flush=True)
+
+
+def _score_text(outcome: UnitOutcome, with_train: bool) -> str:
+    test, train = outcome.test_scores, outcome.train_scores
+    if isinstance(test, Mapping):
+        parts = []
+        for name in sorted(test):
+            inner = (
+                f"train={train[name]:.3f}, " if with_train and isinstance(train, Mapping) else ""
+            )
+            parts.append(f" {name}: ({inner}test={test[name]:.3f})")
+        return "".join(parts)
+    if with_train and train is not None:
+        return f", score=(train={train:.3f}, test={test:.3f})"
+    return f", score={test:.3f}"
+
+
+def _with_more(
+    format_results: Callable[..., dict[str, Any]], more: Mapping[str, Sequence[Any]] | None
+) -> Callable[..., dict[str, Any]]:
+    """The search's ``_format_results`` with the columns a custom ``_run_search`` added."""
+    if not more:
+        return format_results
+    return lambda c, n, o: format_results(c, n, o, {k: list(v) for k, v in more.items()})
 
 
 def is_multimetric(names: list[str], scoring: Any) -> bool:
@@ -371,3 +522,212 @@ def _history_row(result: Result, elapsed: float, calls: int | None) -> dict[str,
         "elapsed": elapsed,
         "partial_fit_calls": calls,
     }
+
+
+class PushedSearch:
+    """A search that hands out its own candidates through scikit-learn's protocol,
+    ``_run_search(evaluate_candidates)``: a subclass that overrides ``_run_search`` (as scikit-learn's
+    users subclass ``BaseSearchCV``), or scikit-learn's halving searches run on the cluster.
+
+    Each ``evaluate_candidates(candidates, cv=None, more_results=None, callback_ctx=None)`` call runs
+    the :class:`~daskhpo.tuner.Tuner` over those candidates on the folds of ``cv`` (the search's own by
+    default) and returns ``cv_results_`` of every candidate evaluated so far, as scikit-learn's does.
+    Trial ids go on from call to call, every result is stored, and ``resume=True`` reuses the stored
+    trials whose ids and parameters match. The data goes to the cluster once per distinct set of folds.
+    """
+
+    def __init__(self, run: SearchRun, data: FitInput) -> None:
+        self.run = run
+        self.data = data
+        self.rows: list[Result] = []
+        self.more: dict[str, list[Any]] = defaultdict(list)
+        self.executor: Executor | None = None
+        self.folds_token: str | None = None
+        self.client: Any = None
+        self.stored: dict[int, dict[str, Any]] = {}
+        self.n_stored_reused = 0
+        self.closed_stats: list[Mapping[str, Any]] = []
+
+    def fit(self, resume: bool) -> Any:
+        from dask.base import tokenize
+        from sklearn.base import is_classifier
+        from sklearn.model_selection import check_cv
+
+        run, s, data = self.run, self.run.search, self.data
+        X, y, groups = data.X, data.y, data.groups
+        split = {} if groups is None else {"groups": groups}
+        s._checked_cv_orig = check_cv(s.cv, y, classifier=is_classifier(s.estimator))
+        s._check_input_parameters(X=X, y=y, split_params=split)
+        s.n_splits_ = s._checked_cv_orig.get_n_splits(X, y, **split)
+        takes_ctx = "callback_ctx" in inspect.signature(s._run_search).parameters
+        run.callbacks = SearchCallbacks.start(s, X, y, data.fit_params, always=takes_ctx)
+        run.closes_search = False
+        self.fingerprint = tokenize(
+            s._data_token(X), y, s.estimator, s.scoring, repr(s.cv), type(s).__name__
+        )
+        store = run._open_store(type(s.estimator).__name__, self.fingerprint)
+        self.store = store
+        self.stored = self._stored(store, resume)
+        settings = s._spec(None, s.n_splits_)
+        settings.update(best_rule="all", budget_param=None)
+        store.start(settings, self.fingerprint)
+        run.started = True
+        status = "failed"
+        try:
+            if takes_ctx:
+                root = run.callbacks.root if run.callbacks is not None else None
+                s._run_search(self.evaluate, callback_ctx=root)
+            else:
+                s._run_search(self.evaluate)
+            if self.executor is None:
+                raise InvalidSearchError(
+                    f"{type(s).__name__}._run_search never called evaluate_candidates: No fits "
+                    "were performed. Was the CV iterator empty? Were there no candidates?"
+                )
+            setup = Setup(
+                strategy=CandidateList([dict(r.job.params) for r in self.rows]),
+                work=self.work,
+                fingerprint=self.fingerprint,
+                settings=settings,
+            )
+            s.stats_ = {
+                **self._stats(),
+                "worker_threads": self.n_slots,
+                "trials_replayed": self.n_stored_reused,
+            }
+            run._finish(
+                setup,
+                self.rows,
+                self.executor,
+                data.scorers,
+                data.refit_metric,
+                more_results=self.more,
+                checked=True,
+            )
+            status = "finished"
+        except KeyboardInterrupt:
+            status = "interrupted"
+            raise
+        finally:
+            store.set_status(status)
+            if self.executor is not None:
+                self.executor.close()
+        if run.callbacks is not None:
+            run.callbacks.finish()
+        return s
+
+    def _stats(self) -> dict[str, Any]:
+        """The counters of every executor this search used, summed."""
+        assert self.executor is not None
+        total = dict(self.executor.stats())
+        for stats in self.closed_stats:
+            for key, value in stats.items():
+                if isinstance(value, (int, float)) and isinstance(total.get(key), (int, float)):
+                    total[key] += value
+        return total
+
+    def _stored(self, store: Store, resume: bool) -> dict[int, dict[str, Any]]:
+        s = self.run.search
+        if not store.persistent:
+            if resume:
+                raise InvalidSearchError(
+                    "resume=True needs a stored search: pass storage='sqlite:///path.db' (and name=) "
+                    "to the search that is to be resumed."
+                )
+            return {}
+        info = store.info()
+        if info["n_trials"] and not resume:
+            raise InvalidSearchError(
+                f"{s.storage} (search {store.name!r}) already holds {info['n_trials']} trials: pass "
+                "resume=True to fit to continue it, or another name= to start a new search."
+            )
+        if info["n_trials"] and info["fingerprint"] != self.fingerprint:
+            raise InvalidSearchError(
+                f"{s.storage} (search {store.name!r}) was run on other data or settings than this "
+                "fit: resume it with the same ones, or pass another name= to start a new search."
+            )
+        return {int(r["trial_id"]): r for r in store.records()} if info["n_trials"] else {}
+
+    def evaluate(
+        self,
+        candidate_params: Any,
+        cv: Any = None,
+        more_results: Mapping[str, Sequence[Any]] | None = None,
+        callback_ctx: Any = None,
+    ) -> dict[str, Any]:
+        """scikit-learn's ``evaluate_candidates``, on the cluster."""
+        from dask.base import tokenize
+
+        from .store import plain_value
+
+        run, s, data = self.run, self.run.search, self.data
+        candidates = [dict(c) for c in candidate_params]
+        folds = s._plan_folds(data.X, data.y, data.groups, cv=cv or s._checked_cv_orig)
+        if len(folds) != s.n_splits_:
+            raise InvalidSearchError(
+                "cv.split and cv.get_n_splits return inconsistent results. Expected "
+                f"{s.n_splits_} splits, got {len(folds)}: the cv given to evaluate_candidates must "
+                "split into as many folds as the search's cv."
+            )
+        if not candidates:
+            raise InvalidSearchError(
+                "evaluate_candidates was given no candidates. No fits were performed. Was the CV "
+                "iterator empty? Were there no candidates?"
+            )
+        s._check_param_names(candidates)
+        work = s._crossval_work(data, folds, candidates)
+        first = len(self.rows)
+        strategy = CandidateList(candidates, first_id=first)
+        run._search_ctx = callback_ctx
+        token = tokenize(folds)
+        if self.executor is None or token != self.folds_token:
+            if self.executor is not None:
+                self.executor.close()
+                self.closed_stats.append(self.executor.stats())
+            self.executor, self.n_slots, self.client = run._executor(work, client=self.client)
+            self.folds_token = token
+            self.work = work
+        elif callback_ctx is not None and run.callbacks is not None:
+            # Same data on the cluster; the workers' callbacks attach below this call's context.
+            self.work.callback_parent = work.callback_parent
+        replayed = []
+        for i, params in enumerate(candidates):
+            record = self.stored.get(first + i)
+            if record is not None and record["params"] == plain_value(params):
+                result = result_from_json(record, params)
+                strategy.tell(result)
+                replayed.append(result)
+        self.n_stored_reused += len(replayed)
+        setup = Setup(
+            strategy=strategy, work=work, fingerprint=self.fingerprint, settings={}, header=""
+        )
+        if s.verbose > 0:
+            n = len(candidates)
+            print(
+                f"Fitting {len(folds)} folds for each of {n} candidates, totalling "
+                f"{n * len(folds)} fits",
+                file=sys.stderr,
+            )
+        batch = run._loop(
+            setup,
+            self.store,
+            self.executor,
+            replayed,
+            self.n_slots,
+            data.refit_metric,
+            self.client,
+        )
+        check_failures(batch, len(folds), s.error_score, stacklevel=4)
+        self.rows.extend(batch)
+        for key, values in (more_results or {}).items():
+            self.more[key].extend(values)
+        names = metric_names(self.rows)
+        cv_results = build_cv_results(
+            self.rows,
+            len(folds),
+            error_score=s.error_score,
+            multimetric=is_multimetric(names, s.scoring),
+            return_train_score=bool(s.return_train_score),
+            format_results=_with_more(s._format_results, self.more),
+        )
+        return cv_results

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import sklearn
 from dask.base import is_dask_collection, tokenize
 from sklearn.base import clone, is_classifier
 from sklearn.metrics._scorer import _BaseScorer, _MultimetricScorer, _PassthroughScorer
@@ -26,7 +27,7 @@ from sklearn.model_selection import (
     StratifiedKFold,
     check_cv,
 )
-from sklearn.model_selection._search import BaseSearchCV
+from sklearn.model_selection._search import BaseSearchCV as _SklearnBaseSearchCV
 from sklearn.pipeline import Pipeline
 from sklearn.utils import indexable
 
@@ -35,11 +36,12 @@ from .execution.executor import params_token
 from .execution.work import CrossValWork
 from .registry import register_search
 from .run import FitInput, SearchRun, Setup
+from .space import describe_space
 from .strategies.base import Describing, Enumerated, Result
 from .strategies.candidates import CandidateList, GridStrategy, RandomStrategy
 from .validation import PARAMETERS, check
 
-__all__ = ["GridSearchCV", "RandomizedSearchCV"]
+__all__ = ["BaseSearchCV", "GridSearchCV", "RandomizedSearchCV"]
 
 
 def _n_rows(x: Any) -> int | None:
@@ -74,15 +76,19 @@ def _pipeline_prefix(estimator: Any) -> Any:
     return prefix
 
 
-class _DaskSearchMixin(BaseSearchCV):
+class _DaskSearchMixin(_SklearnBaseSearchCV):
     """The fit loop shared by the search estimators; subclasses say which strategy to run."""
 
     _space_name = "param_grid"
 
-    def _make_strategy(self) -> Any:  # pragma: no cover - abstract
+    def _make_strategy(self) -> Any:
         # A CandidateList, or a strategy without upfront candidates that offers example_params(),
         # signature(), restore() and n_planned (see daskhpo.strategies.bayes.BayesStrategy).
-        raise NotImplementedError
+        raise NotImplementedError(
+            f"_run_search not implemented. {type(self).__name__} says neither which candidates to "
+            "evaluate nor how: override _run_search(self, evaluate_candidates) as with "
+            "scikit-learn's BaseSearchCV, or _make_strategy(self) to return a daskhpo strategy."
+        )
 
     def __getstate__(self) -> dict[str, Any]:
         # A fitted search pickles without its cluster: a live Client (or cluster object) holds
@@ -146,18 +152,19 @@ class _DaskSearchMixin(BaseSearchCV):
             if keys in seen:
                 continue
             seen.add(keys)
-            est = clone(self.estimator)
-            for key in keys:
-                try:
-                    est.set_params(**{key: clone(params[key], safe=False)})
-                except ValueError as exc:
-                    valid = sorted(clone(self.estimator).get_params(deep=True))
-                    close = difflib.get_close_matches(key, valid, n=1)
-                    hint = f" Did you mean {close[0]!r}?" if close else ""
-                    raise InvalidSearchError(
-                        f"{self._space_name} has {key!r}, which is not a parameter of "
-                        f"{type(self.estimator).__name__}.{hint} Valid names: {', '.join(valid)}."
-                    ) from exc
+            try:
+                # All at once, as the fits set them: a step replaced in the same candidate
+                # ({"clf": LinearSVC(), "clf__C": 1}) is set before its own parameters.
+                clone(self.estimator).set_params(**clone(dict(params), safe=False))
+            except ValueError as exc:
+                valid = sorted(clone(self.estimator).get_params(deep=True))
+                key = next((k for k in keys if k not in valid), keys[0])
+                close = difflib.get_close_matches(key, valid, n=1)
+                hint = f" Did you mean {close[0]!r}?" if close else ""
+                raise InvalidSearchError(
+                    f"{self._space_name} has {key!r}, which is not a parameter of "
+                    f"{type(self.estimator).__name__}.{hint} Valid names: {', '.join(valid)}."
+                ) from exc
 
     def _checked_scorers(self) -> tuple[Any, str]:
         try:
@@ -166,20 +173,27 @@ class _DaskSearchMixin(BaseSearchCV):
             text = str(exc)
             if "refit" in text:
                 raise InvalidSearchError(
-                    f"refit={self.refit!r}: with several metrics in scoring, refit must name one of "
-                    f"them ({', '.join(map(repr, self._metric_names()))}), be a callable, or be False."
+                    f"refit={self.refit!r}: For multi-metric scoring, the parameter refit must be set "
+                    f"to a scorer key or a callable, or be False; the keys of scoring are "
+                    f"{', '.join(map(repr, self._metric_names()))}."
                 ) from exc
             from sklearn.metrics import get_scorer_names
 
             names = [self.scoring] if isinstance(self.scoring, str) else list(self._metric_names())
+            if isinstance(self.scoring, Mapping):
+                names = list(self.scoring.values())
             bad = [n for n in names if isinstance(n, str) and n not in get_scorer_names()]
-            hint = ""
-            if bad:
-                close = difflib.get_close_matches(bad[0], get_scorer_names(), n=3)
-                hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+            if not bad:
+                raise InvalidSearchError(
+                    f"scoring={self.scoring!r} is not a valid scoring: {text}"
+                ) from exc
+            close = difflib.get_close_matches(bad[0], get_scorer_names(), n=3)
+            hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
+            # scikit-learn's own message lists every scorer name; a close match helps more.
             raise InvalidSearchError(
-                f"scoring={self.scoring!r} is not a valid scoring: {text}{hint} "
-                "See sklearn.metrics.get_scorer_names() for the names."
+                f"scoring={self.scoring!r}: {bad[0]!r} is not a valid scoring value.{hint} "
+                f"sklearn.metrics.get_scorer_names() lists all {len(get_scorer_names())} names; a "
+                "callable scorer(estimator, X, y) works too."
             ) from exc
 
     def _metric_names(self) -> list[str]:
@@ -203,8 +217,12 @@ class _DaskSearchMixin(BaseSearchCV):
         except ValueError as exc:
             raise InvalidSearchError(f"X and y do not line up: {exc}") from exc
 
-    def _plan_folds(self, X: Any, y: Any, groups: Any) -> list[tuple[np.ndarray, np.ndarray]]:
-        cv = check_cv(self.cv, y, classifier=is_classifier(self.estimator))
+    def _plan_folds(
+        self, X: Any, y: Any, groups: Any, cv: Any = None
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The (train, test) indices of the search's ``cv`` (or of the splitter ``cv``)."""
+        if cv is None:
+            cv = check_cv(self.cv, y, classifier=is_classifier(self.estimator))
         if y is not None and isinstance(
             cv, (StratifiedKFold, RepeatedStratifiedKFold, StratifiedGroupKFold)
         ):
@@ -220,20 +238,46 @@ class _DaskSearchMixin(BaseSearchCV):
                     if counts.min() >= 2
                     else "drop or merge that class"
                 )
-                raise InvalidSearchError(
-                    f"cv={self.cv!r} asks for {n_splits} stratified folds but class {rare!r} of y has only "
-                    f"{counts.min()} member(s): {fix}, use a KFold splitter, or add samples of that class."
+                text = (
+                    f"cv={self.cv!r} asks for {n_splits} stratified folds but class {rare!r} of y has "
+                    f"only {counts.min()} member(s): {fix}, use a KFold splitter, or add samples of "
+                    "that class."
+                )
+                if counts.max() < n_splits:  # scikit-learn cannot split this either
+                    raise InvalidSearchError(text)
+                # scikit-learn splits it with a warning (some test folds then lack that class).
+                warnings.warn(
+                    f"{text} The least populated class in y has only {counts.min()} members, which "
+                    f"is less than n_splits={n_splits}.",
+                    UserWarning,
+                    stacklevel=6,
                 )
         n = _n_rows(X)
         placeholder = X if n is not None else np.empty((len(y), 0))
         try:
-            folds = [
-                (np.asarray(tr), np.asarray(te)) for tr, te in cv.split(placeholder, y, groups)
-            ]
+            with warnings.catch_warnings():
+                # Said above, in daskhpo's words.
+                warnings.filterwarnings("ignore", message="The least populated class in y")
+                folds = [
+                    (np.asarray(tr), np.asarray(te))
+                    for tr, te in cv.split(placeholder, y, groups=groups)
+                ]
         except ValueError as exc:
             raise InvalidSearchError(f"cv={self.cv!r} cannot split this data: {exc}") from exc
         if not folds:
-            raise InvalidSearchError(f"cv={self.cv!r} produced no train/test splits.")
+            raise InvalidSearchError(
+                f"cv={self.cv!r} produced no train/test splits: pass a splitter (or an iterable of "
+                "(train, test) index pairs) that yields at least one. No fits were performed. Was "
+                "the CV iterator empty? Were there no candidates?"
+            )
+        expected = (
+            cv.get_n_splits(placeholder, y, groups=groups) if hasattr(cv, "get_n_splits") else None
+        )
+        if expected is not None and expected != len(folds):
+            raise InvalidSearchError(
+                f"cv={self.cv!r}: cv.split and cv.get_n_splits return inconsistent results. "
+                f"Expected {expected} splits, got {len(folds)}: fix the splitter's get_n_splits."
+            )
         return folds
 
     # -- fit --------------------------------------------------------------------------------------------
@@ -277,12 +321,42 @@ class _DaskSearchMixin(BaseSearchCV):
         """Every candidate fitted from scratch on every fold (grid, random and Bayesian searches)."""
         candidates = strategy.candidates if isinstance(strategy, Enumerated) else None
         self._check_param_names(self._example_params(strategy))
-        X, y, groups = data.X, data.y, data.groups
-        if is_dask_collection(y):
-            y = np.asarray(y.compute())
-        if is_dask_collection(groups):
-            groups = np.asarray(groups.compute())
-        folds = self._plan_folds(X, y, groups)
+        folds = self._plan_folds(*self._labels(data))
+        work = self._crossval_work(data, folds, candidates)
+        token = work.token
+        n_planned = int(strategy.n_planned)
+        noun = "candidates" if candidates is not None else "trials"
+        return Setup(
+            strategy=strategy,
+            work=work,
+            fingerprint=tokenize(token, strategy.signature()),
+            settings=self._spec(n_planned, len(folds)),
+            best_rule="all",
+            name_prefix=type(self.estimator).__name__,
+            header=f"Fitting {len(folds)} folds for each of {n_planned} {noun}, totalling "
+            f"{len(folds) * n_planned} fits on {{n_slots}} Dask worker threads",
+        )
+
+    def _labels(self, data: FitInput) -> tuple[Any, Any, Any]:
+        """X, and y and groups on the client (the folds are planned there)."""
+        if is_dask_collection(data.y):
+            data.y = np.asarray(data.y.compute())
+        if is_dask_collection(data.groups):
+            data.groups = np.asarray(data.groups.compute())
+        return data.X, data.y, data.groups
+
+    @staticmethod
+    def _data_token(X: Any) -> str:
+        return X.name if hasattr(X, "name") and is_dask_collection(X) else tokenize(X)
+
+    def _crossval_work(
+        self,
+        data: FitInput,
+        folds: list[tuple[np.ndarray, np.ndarray]],
+        candidates: Sequence[Mapping[str, Any]] | None,
+    ) -> CrossValWork:
+        """The work of fitting candidates from scratch on ``folds``."""
+        X, y, _ = self._labels(data)
         scorers = data.scorers
         score_transformed = isinstance(scorers, (_BaseScorer, _PassthroughScorer)) or (
             isinstance(scorers, _MultimetricScorer)
@@ -290,9 +364,8 @@ class _DaskSearchMixin(BaseSearchCV):
                 isinstance(s, (_BaseScorer, _PassthroughScorer)) for s in scorers._scorers.values()
             )
         )
-        data_token = X.name if hasattr(X, "name") and is_dask_collection(X) else tokenize(X)
         token = tokenize(
-            data_token,
+            self._data_token(X),
             y,
             folds,
             self.estimator,
@@ -302,7 +375,7 @@ class _DaskSearchMixin(BaseSearchCV):
             bool(self.return_train_score),
         )
         prefix, demand = self._prefix_sharing(candidates, data.fit_params)
-        work = CrossValWork(
+        return CrossValWork(
             X=X,
             y=y,
             folds=folds,
@@ -316,18 +389,8 @@ class _DaskSearchMixin(BaseSearchCV):
             trial_timeout=getattr(self, "trial_timeout", None),
             prefix_params=prefix,
             prefix_demand=demand,
-        )
-        n_planned = int(strategy.n_planned)
-        noun = "candidates" if candidates is not None else "trials"
-        return Setup(
-            strategy=strategy,
-            work=work,
-            fingerprint=tokenize(token, strategy.signature()),
-            settings=self._spec(n_planned, len(folds)),
-            best_rule="all",
-            name_prefix=type(self.estimator).__name__,
-            header=f"Fitting {len(folds)} folds for each of {n_planned} {noun}, totalling "
-            f"{len(folds) * n_planned} fits on {{n_slots}} Dask worker threads",
+            error_score=self.error_score,
+            config=sklearn.get_config(),
         )
 
     def _prefix_sharing(
@@ -364,7 +427,7 @@ class _DaskSearchMixin(BaseSearchCV):
         return {
             "search": type(self).__name__,
             "estimator": repr(self.estimator),
-            "space": repr(
+            "space": describe_space(
                 getattr(
                     self,
                     "param_grid",
@@ -422,6 +485,59 @@ class _DaskSearchMixin(BaseSearchCV):
         if self.n_jobs < 0:
             return max(1, total + 1 + self.n_jobs)
         return min(total, int(self.n_jobs))
+
+
+class BaseSearchCV(_DaskSearchMixin):
+    """Base class for custom searches, as scikit-learn's ``BaseSearchCV`` is: subclass it and
+    override ``_run_search(self, evaluate_candidates)``.
+
+    ``evaluate_candidates(candidate_params, cv=None, more_results=None)`` evaluates a list of
+    candidates on the Dask cluster (on the folds of ``cv``, the search's own by default) and returns
+    ``cv_results_`` of every candidate evaluated so far; call it as often as the search needs. Every
+    result is logged to ``storage``. The parameters are scikit-learn's, plus ``client``, ``cluster``,
+    ``storage`` and ``name`` as in :class:`GridSearchCV`.
+
+    Examples
+    --------
+    >>> class TwoRounds(BaseSearchCV):
+    ...     def _run_search(self, evaluate_candidates):
+    ...         results = evaluate_candidates([{"max_depth": 1}, {"max_depth": 4}])
+    ...         best = results["params"][int(np.argmax(results["mean_test_score"]))]
+    ...         evaluate_candidates([{**best, "min_samples_leaf": k} for k in (2, 5)])
+    """
+
+    def __init__(
+        self,
+        estimator: Any,
+        *,
+        scoring: Any = None,
+        n_jobs: int | None = None,
+        refit: Any = True,
+        cv: Any = None,
+        verbose: int = 0,
+        pre_dispatch: Any = "2*n_jobs",
+        error_score: Any = np.nan,
+        return_train_score: bool = True,
+        client: Any = None,
+        cluster: Any = None,
+        storage: Any = None,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(
+            estimator=estimator,
+            scoring=scoring,
+            n_jobs=n_jobs,
+            refit=refit,
+            cv=cv,
+            verbose=verbose,
+            pre_dispatch=pre_dispatch,
+            error_score=error_score,
+            return_train_score=return_train_score,
+        )
+        self.client = client
+        self.cluster = cluster
+        self.storage = storage
+        self.name = name
 
 
 @register_search("grid")

@@ -220,15 +220,20 @@ def normalize_grid(param_grid: Any, name: str = "param_grid") -> list[dict[str, 
                 or not isinstance(values, Iterable)
                 or (isinstance(values, np.ndarray) and values.ndim != 1)
             ):
+                # The second sentence is scikit-learn's own wording, which its users search for.
                 raise InvalidSearchTypeError(
-                    f"{name}[{key!r}] = {values!r} is not a sequence of candidate values: "
-                    f"wrap a single value in a list, {name}[{key!r}] = [{values!r}]."
+                    f"{name}[{key!r}] = {values!r} is not a sequence of candidate values. "
+                    f"Parameter grid for parameter {key!r} needs to be a list or a numpy array, but "
+                    f"got {values!r} (of type {type(values).__name__}) instead. Single values need "
+                    f"to be wrapped in a list with one element. Here: {name}[{key!r}] = "
+                    f"[{values!r}]."
                 )
             listed = list(values)
             if not listed:
                 raise InvalidSearchError(
                     f"{name}[{key!r}] is empty: give at least one candidate value for {key!r}, "
-                    "or remove the key to keep the estimator's own value."
+                    "or remove the key to keep the estimator's own value. Parameter grid for "
+                    f"parameter {key!r} need to be a non-empty sequence, got: {values!r}"
                 )
             out[key] = listed
         grids.append(out)
@@ -248,6 +253,13 @@ def normalize_distributions(
                     f"{name} has a non-string key {key!r}: keys are parameter names."
                 )
             if hasattr(values, "rvs"):
+                family = _unfrozen_family(values)
+                if family is not None:
+                    raise InvalidSearchTypeError(
+                        f"{name}[{key!r}] = scipy.stats.{family} is a family of distributions, not a "
+                        f"distribution: freeze it with its parameters, e.g. {name}[{key!r}] = "
+                        f"scipy.stats.{family}({_example_args(values)})."
+                    )
                 out[key] = values
                 continue
             if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
@@ -263,6 +275,53 @@ def normalize_distributions(
             out[key] = listed
         dists.append(out)
     return dists
+
+
+def describe_space(space: Any) -> str:
+    """A search space as text a person reads: lists of plain values (NumPy scalars as numbers),
+    frozen scipy.stats distributions as ``name(args)``, daskhpo dimensions as themselves."""
+    if isinstance(space, Mapping):
+        return "{" + ", ".join(f"{k!r}: {describe_space(v)}" for k, v in space.items()) + "}"
+    if isinstance(space, (list, tuple)):
+        inner = ", ".join(describe_space(v) for v in space)
+        return (
+            f"[{inner}]"
+            if isinstance(space, list)
+            else f"({inner}{',' if len(space) == 1 else ''})"
+        )
+    if hasattr(space, "dist") and hasattr(space, "rvs") and hasattr(space, "args"):
+        args = [repr(_plain_number(a)) for a in space.args]
+        args += [f"{k}={_plain_number(v)!r}" for k, v in getattr(space, "kwds", {}).items()]
+        return f"{space.dist.name}({', '.join(args)})"
+    if isinstance(space, np.ndarray):
+        return describe_space(space.tolist())
+    return repr(_plain_number(space))
+
+
+def _plain_number(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _unfrozen_family(value: Any) -> str | None:
+    """The name of a scipy.stats distribution family given without its parameters (None otherwise)."""
+    try:
+        from scipy.stats import rv_continuous, rv_discrete
+    except ImportError:  # pragma: no cover - scipy comes with scikit-learn
+        return None
+    if isinstance(value, (rv_continuous, rv_discrete)):
+        return str(getattr(value, "name", type(value).__name__.removesuffix("_gen")))
+    return None
+
+
+def _example_args(family: Any) -> str:
+    shapes = [s.strip() for s in (family.shapes or "").split(",") if s.strip()]
+    if type(family).__name__ == "randint_gen":
+        return "1, 10"
+    if shapes:
+        return ", ".join(f"{s}=..." for s in shapes)
+    return "loc=0, scale=1"
 
 
 def grid_candidates(param_grid: Any) -> list[dict[str, Any]]:

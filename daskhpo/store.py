@@ -186,6 +186,9 @@ def _plain(value: Any) -> Any:
     return {"__repr__": repr(value)}
 
 
+plain_value = _plain  # the JSON form a stored trial keeps of its parameters
+
+
 def result_to_json(result: Result) -> dict[str, Any]:
     """Everything a result says, as JSON-safe values. Params that are not plain values keep their repr."""
     job = result.job

@@ -77,6 +77,8 @@ class Tuner:
     on_result : callable, optional
         Called with each result after it is stored and told; may raise to stop the search
         (in-flight work is then cancelled; everything stored stays stored).
+    on_submit : callable, optional
+        Called with each list of jobs just handed to the executor.
     """
 
     def __init__(
@@ -87,12 +89,14 @@ class Tuner:
         *,
         metric: str | None = None,
         on_result: Callable[[Result, list[UnitOutcome]], Any] | None = None,
+        on_submit: Callable[[list[Job]], Any] | None = None,
     ) -> None:
         self.strategy = strategy
         self.executor = executor
         self.store = store if store is not None else MemoryStore()
         self.metric = metric
         self.on_result = on_result
+        self.on_submit = on_submit
 
     def run(self) -> Store:
         ex = self.executor
@@ -103,6 +107,8 @@ class Tuner:
                     jobs = self.strategy.ask(room)
                     if jobs:
                         ex.submit(jobs)
+                        if self.on_submit is not None:
+                            self.on_submit(jobs)
                 ex.dispatch()
                 if not ex.busy:
                     if self.strategy.done:

@@ -63,7 +63,7 @@ TREE = DecisionTreeClassifier(random_state=0)
         (
             lambda: GridSearchCV(TREE, {"criterion": "gini"}),
             InvalidSearchTypeError,
-            ["wrap a single value"],
+            ["wrapped in a list", "['gini']"],
         ),
         (
             lambda: GridSearchCV(TREE, "max_depth"),
@@ -142,14 +142,26 @@ def test_mismatched_lengths_name_x_and_y(no_cluster):
         GridSearchCV(TREE, {"max_depth": [1]}).fit(X, y[:-1])
 
 
-def test_cv_larger_than_the_smallest_class(no_cluster):
+def test_cv_larger_than_the_smallest_class_warns_before_any_cluster_work(no_cluster):
+    # scikit-learn splits such data with a warning, so daskhpo does too, in clearer words.
     y_rare = y.copy()
     y_rare[:48] = 1  # class 0 keeps 2 members
-    with pytest.raises(
-        InvalidSearchError, match=r"cv=5 asks for 5 stratified folds but class 0 .* only 2"
-    ) as info:
+    with (
+        pytest.warns(
+            UserWarning, match=r"cv=5 asks for 5 stratified folds but class 0 .* only 2"
+        ) as rec,
+        pytest.raises(AssertionError, match="get_client was called"),
+    ):
         GridSearchCV(TREE, {"max_depth": [1]}, cv=5).fit(X, y_rare)
-    assert "cv=2" in str(info.value)
+    text = "\n".join(str(w.message) for w in rec)
+    assert "cv=2" in text
+    assert "The least populated class in y has only 2 members" in text
+    assert text.count("least populated") == 1  # scikit-learn's own warning is not repeated
+
+
+def test_stratified_cv_no_class_can_fill_refused(no_cluster):
+    with pytest.raises(InvalidSearchError, match=r"cv=5 asks for 5 stratified folds"):
+        GridSearchCV(TREE, {"max_depth": [1]}, cv=5).fit(X[:8], np.array([0, 1, 2, 3] * 2))
 
 
 def test_cv_larger_than_the_samples(no_cluster):
@@ -157,10 +169,13 @@ def test_cv_larger_than_the_samples(no_cluster):
         GridSearchCV(DecisionTreeRegressor(), {"max_depth": [1]}, cv=10).fit(X[:5], np.arange(5.0))
 
 
-def test_class_with_one_member_cannot_be_stratified(no_cluster):
+def test_class_with_one_member_is_named_in_the_warning(no_cluster):
     y_one = y.copy()
     y_one[:49] = 1
-    with pytest.raises(InvalidSearchError, match=r"only 1 member\(s\): drop or merge that class"):
+    with (
+        pytest.warns(UserWarning, match=r"only 1 member\(s\): drop or merge that class"),
+        pytest.raises(AssertionError, match="get_client was called"),
+    ):
         GridSearchCV(TREE, {"max_depth": [1]}, cv=3).fit(X, y_one)
 
 

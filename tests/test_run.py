@@ -126,12 +126,17 @@ class InProcessExecutor:
         self.released.extend(trial_ids)
 
     def refit(
-        self, params: Mapping[str, Any], *, trial_id: int | None = None, budget: Any = None
+        self,
+        params: Mapping[str, Any],
+        *,
+        trial_id: int | None = None,
+        budget: Any = None,
+        callback_leaf: Any = None,
     ) -> tuple[Any, float]:
         # As DaskExecutor.refit: params already hold an estimator-parameter budget, and a budget
         # counted in samples refits on every sample.
         self.refits.append((dict(params), trial_id, budget))
-        estimator, seconds = refit(self.ctx, dict(params))
+        estimator, seconds = refit(self.ctx, dict(params), callback_leaf)
         return estimator, float(seconds)
 
     def stats(self) -> dict[str, Any]:

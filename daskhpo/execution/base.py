@@ -48,7 +48,12 @@ class Executor(Protocol):
     def release(self, trial_ids: Sequence[int]) -> None: ...
 
     def refit(
-        self, params: Mapping[str, Any], *, trial_id: int | None = None, budget: Any = None
+        self,
+        params: Mapping[str, Any],
+        *,
+        trial_id: int | None = None,
+        budget: Any = None,
+        callback_leaf: Any = None,
     ) -> tuple[Any, float]: ...
 
     def stats(self) -> dict[str, Any]:

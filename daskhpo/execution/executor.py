@@ -96,6 +96,8 @@ class DaskExecutor:
         nanny starts a fresh one) to free the slot; other units of this search that were on that
         worker run again and are not counted as failures. Units then run one per task and pipeline
         prefixes are not shared, so a timeout names exactly one candidate. None: no limit.
+    share_units : bool
+        Compute a (candidate, fold) unit once for every job with the same parameters (the default).
     """
 
     def __init__(
@@ -113,6 +115,7 @@ class DaskExecutor:
         remake_context: Callable[[], Future] | None = None,
         job_params: Callable[[Job], Mapping[str, Any]] | None = None,
         trial_timeout: float | None = None,
+        share_units: bool = True,
     ) -> None:
         self.client = client
         # Dask keys carry a per-run prefix: reusing a key that an earlier (maybe cancelled) search is
@@ -132,6 +135,7 @@ class DaskExecutor:
         self.target_task_seconds = target_task_seconds
         self.max_batch = max_batch
         self.trial_timeout = trial_timeout
+        self.share_units = share_units
         self._poll_every = 1.0
         if trial_timeout is not None:
             self.max_batch = 1
@@ -187,12 +191,15 @@ class DaskExecutor:
             send_context(),
             work.token,
             len(work.folds),
-            prefix_params=work.prefix_params,
+            # Callbacks propagate to the whole estimator of every fit: no shared pipeline prefixes.
+            prefix_params=work.prefix_params if work.callback_parent is None else None,
             prefix_demand=work.prefix_demand,
             n_slots=n_slots,
             remake_context=send_context,
             job_params=_budget_into_params(work.budget_param),
             trial_timeout=work.trial_timeout,
+            # Callbacks on the workers see every (candidate, fold) fit, as in scikit-learn.
+            share_units=work.callback_parent is None,
         )
 
     # -- sizing -------------------------------------------------------------------------------
@@ -233,6 +240,8 @@ class DaskExecutor:
             prefix = self.prefix_params(params) if self.prefix_params else None
             ptoken = params_token(prefix) if prefix is not None else None
             job_token = params_token(params)
+            # Without sharing (callbacks watch every fit), equal candidates get keys of their own.
+            job_token = job_token if self.share_units else tokenize(job_token, job.trial_id)
             for fold in range(self.n_splits):
                 key = tokenize(self.context_token, job_token, fold)
                 if key in self._finished:
@@ -589,12 +598,18 @@ class DaskExecutor:
         """Nothing to free: units are fitted from scratch and keep no model on the cluster."""
 
     def refit(
-        self, params: Mapping[str, Any], *, trial_id: int | None = None, budget: Any = None
+        self,
+        params: Mapping[str, Any],
+        *,
+        trial_id: int | None = None,
+        budget: Any = None,
+        callback_leaf: Any = None,
     ) -> tuple[Any, float]:
         """Fit ``params`` on all the data, on the cluster where the data is; (estimator, seconds).
 
         ``params`` already hold what the budget set (an estimator parameter); a budget counted in
-        samples refits on every sample, as scikit-learn's halving searches do.
+        samples refits on every sample, as scikit-learn's halving searches do. ``callback_leaf``: the
+        refit's scikit-learn callback context, which the estimator's own callbacks join.
         """
         from distributed.client import FutureCancelledError
 
@@ -603,7 +618,7 @@ class DaskExecutor:
             self._context_lost(force=attempt > 0)
             try:
                 estimator, seconds = self.client.submit(
-                    refit, self.context, dict(params), pure=False
+                    refit, self.context, dict(params), callback_leaf, pure=False
                 ).result()
                 return estimator, float(seconds)
             except FutureCancelledError:

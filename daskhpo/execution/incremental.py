@@ -470,7 +470,12 @@ class StreamingExecutor:
                     future.release()
 
     def refit(
-        self, params: Mapping[str, Any], *, trial_id: int | None = None, budget: Any = None
+        self,
+        params: Mapping[str, Any],
+        *,
+        trial_id: int | None = None,
+        budget: Any = None,
+        callback_leaf: Any = None,
     ) -> tuple[Any, float]:
         """The chosen trial's model: with one fold, the model that was scored (fetched, or trained
         again on the same blocks if it was released); with several, a fresh model trained for

@@ -6,10 +6,12 @@ each task then receives only a small list of units: ``(unit key, params, fold in
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 import traceback
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +55,14 @@ class SearchContext:
     score_transformed: bool = True
     # Seed for the row subsamples of budgets counted in training samples (see ``fold_indices``).
     subsample_seed: Any = None
+    # A scoring failure scores error_score with a warning, as in scikit-learn ("raise": the fit fails).
+    error_score: Any = "raise"
+    # scikit-learn's configuration on the client when fit was called (sklearn.get_config()): metadata
+    # routing, transform_output and the rest apply on the workers as they would in the user's process.
+    config: dict[str, Any] | None = None
+    # scikit-learn callbacks (1.9+) that the fitted estimators inherit, as a detached copy of the
+    # search's callback context (see daskhpo.callbacks); None without auto-propagated callbacks.
+    callback_parent: Any = None
 
     @classmethod
     def from_work(cls, work: CrossValWork, *, with_data: bool = True) -> SearchContext:
@@ -69,6 +79,9 @@ class SearchContext:
             return_train_score=work.return_train_score,
             score_transformed=work.score_transformed,
             subsample_seed=work.subsample_seed,
+            error_score=work.error_score,
+            config=work.config,
+            callback_parent=work.callback_parent,
         )
 
     def realign(self) -> None:
@@ -203,6 +216,8 @@ class UnitOutcome:
     score_time: float
     error: str | None = None
     exception: BaseException | None = None
+    # Warnings raised while fitting and scoring, as (category, message), to be shown on the client.
+    warnings: list[tuple[type[Warning], str]] | None = None
 
 
 @dataclass
@@ -226,14 +241,44 @@ class PrefixOutcome:
 
 
 def _score(
-    scorer: Any, estimator: Any, X: Any, y: Any, params: dict[str, Any]
+    scorer: Any, estimator: Any, X: Any, y: Any, params: dict[str, Any], error_score: Any
 ) -> float | dict[str, float]:
-    value = (
-        scorer(estimator, X, y, **params) if y is not None else scorer(estimator, X, None, **params)
-    )
+    """scikit-learn's scoring of one fold: ``scorer(est, X)`` when there is no y, error_score on a
+    scoring failure (with scikit-learn's warning) unless it is ``"raise"``."""
+    from sklearn.model_selection._validation import _score as sklearn_score
+
+    value = sklearn_score(estimator, X, y, scorer, params, error_score)
     if isinstance(value, Mapping):
         return {name: float(v) for name, v in value.items()}
     return float(value)
+
+
+@contextlib.contextmanager
+def configured(ctx: SearchContext) -> Iterator[None]:
+    """scikit-learn's configuration of the client, for the code run inside."""
+    if not ctx.config:
+        yield
+        return
+    from sklearn import config_context, get_config
+
+    known = get_config()
+    with config_context(**{k: v for k, v in ctx.config.items() if k in known}):
+        yield
+
+
+MAX_WARNINGS = 5  # distinct warnings kept per unit
+
+
+@contextlib.contextmanager
+def recorded_warnings(sink: list[tuple[type[Warning], str]]) -> Iterator[None]:
+    """Collect the distinct warnings raised inside into ``sink`` (at most :data:`MAX_WARNINGS`)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for w in caught:
+        entry = (w.category, str(w.message))
+        if entry not in sink and len(sink) < MAX_WARNINGS:
+            sink.append(entry)
 
 
 def _picklable(exc: BaseException) -> BaseException | None:
@@ -266,6 +311,34 @@ def _fit_score_one(
     prefix: PrefixOutcome | None,
     cache: dict[Any, Any],
 ) -> UnitOutcome:
+    caught: list[tuple[type[Warning], str]] = []
+    with recorded_warnings(caught):
+        outcome = _fit_score_unit(ctx, key, params, fold, prefix, cache)
+    if caught:
+        outcome.warnings = caught
+    return outcome
+
+
+def _fit(ctx: SearchContext, estimator: Any, key: str, X: Any, y: Any, fit_params: Any) -> None:
+    """``estimator.fit``, inside the callback context of its evaluation when callbacks propagate."""
+    parent = ctx.callback_parent
+    if parent is None or not hasattr(estimator, "set_callbacks"):
+        _plain_fit(estimator, X, y, fit_params)
+        return
+    from ..callbacks import worker_leaf
+
+    with worker_leaf(parent, key, estimator):
+        _plain_fit(estimator, X, y, fit_params)
+
+
+def _fit_score_unit(
+    ctx: SearchContext,
+    key: str,
+    params: Mapping[str, Any],
+    fold: int,
+    prefix: PrefixOutcome | None,
+    cache: dict[Any, Any],
+) -> UnitOutcome:
     params = dict(params)
     n_samples = params.pop(SAMPLES_KEY, None)
     train, test = ctx.fold_indices(fold, n_samples)
@@ -291,10 +364,7 @@ def _fit_score_one(
             X_train, X_test = prefix.Xt_train, prefix.Xt_test
             to_score = estimator
             X_train_eval = prefix.Xt_train_eval
-        if y_train is None:
-            estimator.fit(X_train, **fit_params)
-        else:
-            estimator.fit(X_train, y_train, **fit_params)
+        _fit(ctx, estimator, key, X_train, y_train, fit_params)
         if prefix is not None and not ctx.score_transformed:
             pipe.steps = [*(prefix.steps or []), pipe.steps[-1]]
             to_score = pipe
@@ -305,13 +375,23 @@ def _fit_score_one(
     t1 = time.perf_counter()
     try:
         test_scores = _score(
-            ctx.scorer, to_score, X_test, y_test, ctx.params_for(ctx.score_params, test)
+            ctx.scorer,
+            to_score,
+            X_test,
+            y_test,
+            ctx.params_for(ctx.score_params, test),
+            ctx.error_score,
         )
         train_scores = None
         score_time = time.perf_counter() - t1
         if ctx.return_train_score:
             train_scores = _score(
-                ctx.scorer, to_score, X_train_eval, y_train, ctx.params_for(ctx.score_params, train)
+                ctx.scorer,
+                to_score,
+                X_train_eval,
+                y_train,
+                ctx.params_for(ctx.score_params, train),
+                ctx.error_score,
             )
     except Exception as exc:
         return _failure(key, exc, fit_time, time.perf_counter() - t1)
@@ -347,7 +427,7 @@ def run_units(
     ctx.realign()
     if prefix is not None:
         prefix.realign()
-    with single_threaded():
+    with single_threaded(), configured(ctx):
         cache: dict[Any, Any] = {}
         return [
             _fit_score_one(ctx, key, params, fold, prefix, cache) for key, params, fold in units
@@ -359,7 +439,7 @@ def fit_prefix(ctx: SearchContext, params: Mapping[str, Any], fold: int) -> Pref
     ctx.realign()
     t0 = time.perf_counter()
     try:
-        with single_threaded():
+        with single_threaded(), configured(ctx):
             pipe = clone(ctx.estimator).set_params(**clone(dict(params), safe=False))
             X_train, X_test, y_train, _ = ctx.split(fold, pipe)
             head = pipe[:-1]
@@ -380,14 +460,27 @@ def fit_prefix(ctx: SearchContext, params: Mapping[str, Any], fold: int) -> Pref
     )
 
 
-def refit(ctx: SearchContext, params: Mapping[str, Any]) -> tuple[Any, float]:
-    """Fit the estimator with ``params`` on all the data; returns it with the seconds it took."""
+def refit(
+    ctx: SearchContext, params: Mapping[str, Any], callback_leaf: Any = None
+) -> tuple[Any, float]:
+    """Fit the estimator with ``params`` on all the data; returns it with the seconds it took.
+
+    ``callback_leaf``: the refit's callback context, which the estimator's own callbacks join.
+    """
     ctx.realign()
     estimator = clone(ctx.estimator).set_params(**clone(dict(params), safe=False))
     t0 = time.perf_counter()
-    with single_threaded():
-        if ctx.y is None:
-            estimator.fit(ctx.X, **ctx.fit_params)
+    with single_threaded(), configured(ctx):
+        if callback_leaf is not None and hasattr(estimator, "set_callbacks"):
+            with callback_leaf.propagate_callback_context(estimator):
+                _plain_fit(estimator, ctx.X, ctx.y, ctx.fit_params)
         else:
-            estimator.fit(ctx.X, ctx.y, **ctx.fit_params)
+            _plain_fit(estimator, ctx.X, ctx.y, ctx.fit_params)
     return estimator, time.perf_counter() - t0
+
+
+def _plain_fit(estimator: Any, X: Any, y: Any, fit_params: Mapping[str, Any]) -> None:
+    if y is None:
+        estimator.fit(X, **fit_params)
+    else:
+        estimator.fit(X, y, **fit_params)

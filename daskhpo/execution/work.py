@@ -41,6 +41,12 @@ class CrossValWork:
     # share each (see DaskExecutor).
     prefix_params: Callable[[Mapping[str, Any]], dict[str, Any] | None] | None = None
     prefix_demand: Mapping[str, int] | None = None
+    # What a scoring failure scores (scikit-learn's error_score; "raise": the fit fails instead).
+    error_score: Any = "raise"
+    # sklearn.get_config() of the client, applied on the workers.
+    config: dict[str, Any] | None = None
+    # Auto-propagated scikit-learn callbacks, as a detached context (set by the run).
+    callback_parent: Any = None
 
 
 @dataclass

@@ -19,8 +19,9 @@ class CandidateList:
     Trial ``i`` is ``candidates[i]`` (the strategy is :class:`~daskhpo.strategies.base.Enumerated`).
     """
 
-    def __init__(self, candidates: Sequence[Mapping[str, Any]]) -> None:
+    def __init__(self, candidates: Sequence[Mapping[str, Any]], *, first_id: int = 0) -> None:
         self.candidates = [dict(c) for c in candidates]
+        self.first_id = first_id  # trial ids are first_id, first_id + 1, ...
         self._next = 0
         self._told: set[int] = set()
         self._asked: set[int] = set()
@@ -37,13 +38,13 @@ class CandidateList:
             if i in self._told:
                 continue
             self._asked.add(i)
-            jobs.append(Job(trial_id=i, params=self.candidates[i]))
+            jobs.append(Job(trial_id=self.first_id + i, params=self.candidates[i]))
         return jobs
 
     def tell(self, result: Result) -> None:
-        tid = result.job.trial_id
+        tid = result.job.trial_id - self.first_id
         if not 0 <= tid < len(self.candidates):
-            raise ValueError(f"result for unknown trial {tid}")
+            raise ValueError(f"result for unknown trial {result.job.trial_id}")
         self._told.add(tid)
 
     @property
@@ -52,8 +53,9 @@ class CandidateList:
 
     def restore(self, trial_id: int, params: Mapping[str, Any]) -> dict[str, Any] | None:
         """Candidate ``trial_id`` itself (the stored JSON ``params`` are not needed), or ``None``."""
-        if 0 <= trial_id < len(self.candidates):
-            return self.candidates[trial_id]
+        i = trial_id - self.first_id
+        if 0 <= i < len(self.candidates):
+            return self.candidates[i]
         return None
 
     def signature(self) -> list[Any]:
