@@ -21,7 +21,25 @@ def test_help_documents_every_command():
         text=True,
         check=True,
     ).stdout
-    assert "--client" in demo and "--cv" in demo and "1,176" in demo
+    assert "--cluster" in demo and "--cv" in demo and "1,176" in demo
+    assert "--client" in demo  # the older name of --cluster, still accepted
+
+
+def test_no_command_prints_help_and_exits_2():
+    proc = subprocess.run([sys.executable, "-m", "daskhpo"], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "usage: daskhpo" in proc.stderr and "demo" in proc.stderr
+    assert "give a command" in proc.stderr
+
+
+def test_cluster_is_one_flag_everywhere_and_client_is_its_alias():
+    from daskhpo.cli import build_parser
+
+    parser = build_parser()
+    for command in (["demo"], ["run", "spec.yaml"], ["resume", "s", "--storage", "sqlite:///x.db"]):
+        for flag in ("--cluster", "--client"):
+            args = parser.parse_args([*command, flag, "tcp://10.0.0.1:8786"])
+            assert args.cluster == "tcp://10.0.0.1:8786", (command, flag)
 
 
 def test_demo_grid_is_the_tutorial_grid():
@@ -80,6 +98,7 @@ def test_status_and_results_read_a_store_without_a_cluster(client, tmp_path):
     assert code == 0 and out.startswith("trees\tfinished\t3 trials")
     code, out, _ = run("status", "trees", "--storage", storage)
     assert "status: finished" in out and f"best so far: {search.best_score_:.6g}" in out
+    assert "space: {'max_depth': [1, 2, 3]}" in out
     code, out, _ = run("results", "trees", "--storage", storage, "--format", "csv")
     rows = list(csv.DictReader(io.StringIO(out)))
     assert [int(r["param_max_depth"]) for r in rows] == [1, 2, 3]
@@ -201,3 +220,70 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(client, tmp_path):
     )
     assert resumed.returncode == 0, resumed.stderr
     assert SQLiteStore(db, "slow", create=False).info()["n_trials"] == 10
+
+
+def test_status_prints_spaces_as_text_and_numbers_as_numbers(client, tmp_path):
+    import numpy as np
+    import scipy.stats
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    from daskhpo import RandomizedSearchCV
+
+    X, y = load_iris(return_X_y=True)
+    storage = f"sqlite:///{tmp_path / 'runs.db'}"
+    RandomizedSearchCV(
+        LogisticRegression(max_iter=200),
+        {"C": scipy.stats.loguniform(1e-2, 1e2), "tol": [np.float64(1e-4), np.float64(1e-3)]},
+        n_iter=3,
+        cv=2,
+        random_state=0,
+        storage=storage,
+        name="logit",
+        client=client,
+    ).fit(X, y)
+    out = subprocess.run(
+        [sys.executable, "-m", "daskhpo", "status", "logit", "--storage", storage],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "space: {'C': loguniform(0.01, 100.0), 'tol': [0.0001, 0.001]}" in out
+    assert "object at 0x" not in out and "np.float64" not in out
+
+
+def test_results_into_head_ends_without_a_traceback(tmp_path):
+    """`daskhpo results ... | head` stops quietly when head has read enough."""
+    from daskhpo.store import open_store
+    from daskhpo.strategies.base import Job, Result, Status
+
+    storage = f"sqlite:///{tmp_path / 'big.db'}"
+    store = open_store(storage, "big")
+    store.start({"search": "GridSearchCV"}, "f")
+    for i in range(3000):  # well over a pipe's buffer of output
+        store.append(
+            Result(
+                job=Job(trial_id=i, params={"alpha": i / 7, "name": f"candidate-{i}"}),
+                status=Status.COMPLETE,
+                score=0.5,
+                test_scores={"score": (0.5, 0.5)},
+                train_scores=None,
+                fit_times=(0.01, 0.01),
+                score_times=(0.0, 0.0),
+                errors=(None, None),
+            )
+        )
+    store.close()
+    err = tmp_path / "err.txt"
+    with open(err, "w") as errors:
+        producer = subprocess.Popen(
+            [sys.executable, "-m", "daskhpo", "results", "big", "--storage", storage],
+            stdout=subprocess.PIPE,
+            stderr=errors,
+        )
+        head = subprocess.run(["head", "-n", "3"], stdin=producer.stdout, capture_output=True)
+        producer.stdout.close()
+        code = producer.wait(timeout=60)
+    assert len(head.stdout.decode().splitlines()) == 3
+    assert "Traceback" not in err.read_text() and "BrokenPipeError" not in err.read_text()
+    assert code == 0

@@ -20,6 +20,8 @@ Modules here import the heavy parts (searches, spec, stores, clusters) inside th
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from collections.abc import Sequence
 
 from .dashboard import add_dashboard_commands
@@ -60,8 +62,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
-        parser.print_help()
-        return 0
+        # A usage error, as argparse's own: the help goes to stderr, the exit code is 2.
+        parser.print_help(sys.stderr)
+        print("\ndaskhpo: error: give a command, such as 'daskhpo demo'", file=sys.stderr)
+        return 2
     if args.command == "demo" and args.cv < 2:
         parser.error(f"--cv {args.cv}: cross-validation needs at least 2 folds")
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except BrokenPipeError:
+        # The reader went away (`daskhpo results ... | head`): stop quietly, as Unix tools do.
+        # stdout is pointed at /dev/null so that Python's flush at exit does not fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0

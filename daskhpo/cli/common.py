@@ -47,3 +47,17 @@ def positive_seconds(text: str) -> float:
             f"{text!r} is not a positive number of seconds (such as 600)"
         )
     return value
+
+
+def add_cluster_option(parser: Any) -> None:
+    """``--cluster TARGET`` (``--client`` is the same option, kept for older scripts)."""
+    parser.add_argument(
+        "--cluster",
+        "--client",
+        dest="cluster",
+        metavar="TARGET",
+        default=None,
+        help="where to run: a scheduler address such as tcp://host:8786, or a target for "
+        "daskhpo.connect (ssh://..., gateway://..., kubernetes://...); default: an embedded "
+        "LocalCluster. --client is another name for it",
+    )

@@ -7,6 +7,8 @@ import sys
 import time
 from typing import Any
 
+from .common import add_cluster_option
+
 __all__ = ["DEMO_GRID", "demo_search", "results_table", "cmd_demo", "add_demo_command"]
 
 DEMO_GRID: dict[str, list[Any]] = {
@@ -50,7 +52,7 @@ def results_table(search: Any, top: int = 10) -> Any:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Run the demo grid on ``args.client`` and print the best candidates; return 0."""
+    """Run the demo grid on ``args.cluster`` and print the best candidates; return 0."""
     import pandas as pd
     from sklearn.datasets import load_digits
 
@@ -58,7 +60,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     X, y = load_digits(return_X_y=True)
     start = time.perf_counter()
-    client = get_client(args.client, verbose=1)
+    client = get_client(args.cluster, verbose=1)
     print(f"cluster ready in {time.perf_counter() - start:.1f} s", file=sys.stderr)
     search = demo_search(client=client, cv=args.cv, verbose=1)
     n = 1
@@ -93,15 +95,10 @@ def add_demo_command(sub: Any) -> None:
             "Run the grid of the Dask 'parallel grid search' tutorial: DecisionTreeClassifier on the "
             "digits data, criterion x max_depth x min_samples_split x max_features x min_samples_leaf "
             "(1,176 candidates), with a progress bar, the dashboard link, the best score and params "
-            "and the ten best candidates. Uses an embedded LocalCluster unless --client is given."
+            "and the ten best candidates. Uses an embedded LocalCluster unless --cluster is given."
         ),
     )
-    demo.add_argument(
-        "--client",
-        metavar="ADDRESS",
-        default=None,
-        help="scheduler address such as tcp://127.0.0.1:8786 (default: embedded LocalCluster)",
-    )
+    add_cluster_option(demo)
     demo.add_argument(
         "--cv", type=int, default=3, help="number of cross-validation folds (default 3)"
     )

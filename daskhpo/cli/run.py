@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .common import positive_seconds
+from .common import add_cluster_option, positive_seconds
 
 __all__ = ["cmd_run", "cmd_resume", "add_run_command", "add_resume_command"]
 
@@ -95,11 +95,7 @@ def add_resume_command(sub: Any) -> None:
     )
     parser.add_argument("name", help="the search's name in the store (see 'daskhpo status')")
     parser.add_argument("--storage", required=True, help="the store, such as sqlite:///runs.db")
-    parser.add_argument(
-        "--cluster",
-        default=None,
-        help="scheduler address such as tcp://host:8786 (default: embedded)",
-    )
+    add_cluster_option(parser)
     parser.add_argument(
         "--trial-timeout",
         type=positive_seconds,
@@ -121,11 +117,7 @@ def add_run_command(sub: Any) -> None:
         "paths: only run specs you trust.",
     )
     run.add_argument("spec", help="the spec file (.yaml, .yml or .json)")
-    run.add_argument(
-        "--cluster",
-        default=None,
-        help="scheduler address such as tcp://host:8786 (default: embedded)",
-    )
+    add_cluster_option(run)
     run.add_argument("--storage", default=None, help="trial store such as sqlite:///runs.db")
     run.add_argument(
         "--name", default=None, help="search name (default: the spec's name or file stem)"
