@@ -76,8 +76,9 @@ def _detached(ctx: Any, callbacks: Sequence[Any]) -> Any:
 
 
 @contextlib.contextmanager
-def worker_leaf(parent: Any, key: str, estimator: Any) -> Iterator[None]:
-    """On a worker: the evaluation ``key`` under ``parent``, propagated to ``estimator`` while it fits.
+def worker_leaf(parent: Any, key: Any, estimator: Any) -> Iterator[None]:
+    """On a worker: evaluation ``key`` (its task id) under ``parent``, propagated to ``estimator``
+    while it fits.
 
     The leaf is removed again afterwards, so the worker's copy of the parent stays small.
     """

@@ -208,3 +208,35 @@ def test_space_dimensions_reject_bad_bounds():
         Int(5, 1)
     with pytest.raises(InvalidSearchError, match="at least one choice"):
         Categorical([])
+
+
+def test_unknown_scoring_name_suggests_the_close_one_not_every_name(no_cluster):
+    with pytest.raises(InvalidSearchError) as info:
+        GridSearchCV(TREE, {"max_depth": [1]}, scoring="acuracy").fit(X, y)
+    text = str(info.value)
+    assert "'acuracy' is not a valid scoring value. Did you mean 'accuracy'" in text
+    assert "neg_mean_squared_error" not in text  # not the list of every scorer
+    with pytest.raises(InvalidSearchError, match=r"'f1_macr' is not a valid.*'f1_macro'"):
+        GridSearchCV(
+            TREE, {"max_depth": [1]}, scoring={"a": "accuracy", "b": "f1_macr"}, refit="a"
+        ).fit(X, y)
+
+
+def test_unfrozen_scipy_distribution_is_named_with_the_fix(no_cluster):
+    import scipy.stats
+
+    with pytest.raises(InvalidSearchTypeError) as info:
+        RandomizedSearchCV(TREE, {"max_depth": scipy.stats.randint}).fit(X, y)
+    text = str(info.value)
+    assert "param_distributions['max_depth'] = scipy.stats.randint is a family" in text
+    assert "scipy.stats.randint(1, 10)" in text
+
+
+def test_default_min_budget_above_max_budget_says_what_the_budget_counts(no_cluster):
+    from daskhpo import HyperbandSearchCV
+
+    with pytest.raises(InvalidSearchError) as info:
+        HyperbandSearchCV(TREE, {"max_depth": [1, 2, 3]}, max_budget=2).fit(X, y)
+    text = str(info.value)
+    assert "max_budget=2 is below the smallest budget 30 (the default min_budget" in text
+    assert "training samples per fit" in text and "resource='n_samples'" in text

@@ -346,7 +346,9 @@ class DaskExecutor:
             self._n_pending -= len(batch)
             for unit in batch:
                 unit.attempts += 1
-            units = [(u.key, dict(u.params), u.fold) for u in batch]
+            units: list[tuple[Any, ...]] = [(u.key, dict(u.params), u.fold) for u in batch]
+            if not self.share_units:  # callbacks on the workers name each fit by its trial
+                units = [(u.key, dict(u.params), u.fold, u.waiters[0][0]) for u in batch]
             # Every submission gets a key of its own: a unit that runs again must not reuse the key of
             # the task that just failed, which the scheduler may still be releasing.
             key = f"daskhpo-fit-{self.run_id}-{self.n_tasks}-" + tokenize([u.key for u in batch])

@@ -310,16 +310,18 @@ def _fit_score_one(
     fold: int,
     prefix: PrefixOutcome | None,
     cache: dict[Any, Any],
+    trial_id: int | None = None,
 ) -> UnitOutcome:
     caught: list[tuple[type[Warning], str]] = []
+    task_id = key if trial_id is None else trial_id * len(ctx.folds) + fold
     with recorded_warnings(caught):
-        outcome = _fit_score_unit(ctx, key, params, fold, prefix, cache)
+        outcome = _fit_score_unit(ctx, key, params, fold, prefix, cache, task_id)
     if caught:
         outcome.warnings = caught
     return outcome
 
 
-def _fit(ctx: SearchContext, estimator: Any, key: str, X: Any, y: Any, fit_params: Any) -> None:
+def _fit(ctx: SearchContext, estimator: Any, key: Any, X: Any, y: Any, fit_params: Any) -> None:
     """``estimator.fit``, inside the callback context of its evaluation when callbacks propagate."""
     parent = ctx.callback_parent
     if parent is None or not hasattr(estimator, "set_callbacks"):
@@ -338,6 +340,7 @@ def _fit_score_unit(
     fold: int,
     prefix: PrefixOutcome | None,
     cache: dict[Any, Any],
+    task_id: Any,
 ) -> UnitOutcome:
     params = dict(params)
     n_samples = params.pop(SAMPLES_KEY, None)
@@ -364,7 +367,7 @@ def _fit_score_unit(
             X_train, X_test = prefix.Xt_train, prefix.Xt_test
             to_score = estimator
             X_train_eval = prefix.Xt_train_eval
-        _fit(ctx, estimator, key, X_train, y_train, fit_params)
+        _fit(ctx, estimator, task_id, X_train, y_train, fit_params)
         if prefix is not None and not ctx.score_transformed:
             pipe.steps = [*(prefix.steps or []), pipe.steps[-1]]
             to_score = pipe
@@ -420,17 +423,19 @@ def single_threaded() -> Any:
 
 def run_units(
     ctx: SearchContext,
-    units: Sequence[tuple[str, Mapping[str, Any], int]],
+    units: Sequence[tuple[Any, ...]],
     prefix: PrefixOutcome | None = None,
 ) -> list[UnitOutcome]:
-    """Fit and score a batch of ``(key, params, fold)`` units; failures are returned, never raised."""
+    """Fit and score a batch of ``(key, params, fold)`` units (``(key, params, fold, trial_id)`` when
+    callbacks follow the fits); failures are returned, never raised."""
     ctx.realign()
     if prefix is not None:
         prefix.realign()
     with single_threaded(), configured(ctx):
         cache: dict[Any, Any] = {}
         return [
-            _fit_score_one(ctx, key, params, fold, prefix, cache) for key, params, fold in units
+            _fit_score_one(ctx, key, params, fold, prefix, cache, *trial)
+            for key, params, fold, *trial in units
         ]
 
 
