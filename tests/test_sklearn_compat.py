@@ -76,6 +76,10 @@ def test_custom_run_search_matches_grid_search(client, tmp_path):
     assert again.stats_["trials_replayed"] == 4
     assert again.stats_["units_computed"] == 0
     assert_same_results(again.cv_results_, theirs.cv_results_)
+    import pickle
+
+    copy = pickle.loads(pickle.dumps(again))
+    np.testing.assert_array_equal(copy.predict(X), theirs.predict(X))
 
 
 def test_subclass_of_a_daskhpo_search_can_override_run_search(client):
@@ -252,6 +256,11 @@ def test_halving_searches_equal_scikit_learns(client, name):
     for attr in ("best_params_", "best_score_", "n_resources_", "n_candidates_", "n_iterations_"):
         assert getattr(ours, attr) == getattr(theirs, attr), attr
     assert ours.stats_["units_computed"] == sum(ours.n_candidates_) * 3
+    import pickle
+
+    copy = pickle.loads(pickle.dumps(ours))
+    assert copy.client is None  # the live client is not pickled
+    np.testing.assert_array_equal(copy.predict(X), theirs.predict(X))
 
 
 def test_callbacks_are_called_once_per_fit_task(client):
