@@ -45,7 +45,7 @@ from .results import (
     latest_evaluations,
     metric_names,
 )
-from .store import Store, open_store, result_from_json
+from .store import Store, StoreWriteError, open_store, result_from_json
 from .strategies.base import (
     Counting,
     Describing,
@@ -162,13 +162,17 @@ class SearchRun:
             self._search_ctx = self.callbacks.open_search(n_units)
         setup.settings.update(best_rule=setup.best_rule, budget_param=setup.budget_param)
         store = self._open_store(setup.name_prefix, setup.fingerprint)
-        replayed = self._replay(store, setup, resume)
-        executor, n_slots, client = self._executor(setup.work, strategy=setup.strategy)
+        store.claim()  # no other process runs this search while this one does
         try:
-            rows = self._loop(setup, store, executor, replayed, n_slots, refit_metric, client)
-            self._finish(setup, rows, executor, scorers, refit_metric)
+            replayed = self._replay(store, setup, resume)
+            executor, n_slots, client = self._executor(setup.work, strategy=setup.strategy)
+            try:
+                rows = self._loop(setup, store, executor, replayed, n_slots, refit_metric, client)
+                self._finish(setup, rows, executor, scorers, refit_metric)
+            finally:
+                executor.close()
         finally:
-            executor.close()
+            store.release()
         if self.callbacks is not None:
             self.callbacks.finish()
         return s
@@ -323,12 +327,22 @@ class SearchRun:
                 file=sys.stderr,
             )
             raise
-        except BaseException:
+        except BaseException as exc:
             status = "failed"
+            if store.persistent and not isinstance(exc, InvalidSearchError):
+                exc.add_note(
+                    f"daskhpo: the evaluations finished before this are kept in "
+                    f"{getattr(s, 'storage', None)} as {store.name!r}; fit(..., resume=True) with "
+                    "the same arguments continues the search without computing them again."
+                )
             raise
         finally:
             bar.close()
-            store.set_status(status)
+            try:
+                store.set_status(status)
+            except StoreWriteError:
+                if status == "finished":  # else the error already on its way says more
+                    raise
             if watch is not None:
                 watch.finish(status)
         s.stats_ = {
@@ -567,6 +581,14 @@ class PushedSearch:
         )
         store = run._open_store(type(s.estimator).__name__, self.fingerprint)
         self.store = store
+        store.claim()
+        try:
+            return self._run(store, resume, takes_ctx)
+        finally:
+            store.release()
+
+    def _run(self, store: Store, resume: bool, takes_ctx: bool) -> Any:
+        run, s, data = self.run, self.run.search, self.data
         self.stored = self._stored(store, resume)
         settings = s._spec(None, s.n_splits_)
         settings.update(best_rule="all", budget_param=None)

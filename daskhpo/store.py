@@ -13,12 +13,15 @@ file on first use after unpickling.
 from __future__ import annotations
 
 import json
+import logging
 import math
+import os
 import sqlite3
 import threading
 import time
+import warnings
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -36,6 +39,8 @@ __all__ = [
     "result_from_json",
 ]
 
+logger = logging.getLogger(__name__)
+
 SCHEMA_VERSION = 1
 
 
@@ -45,6 +50,18 @@ class StoreVersionError(DaskHPOError):
 
 class StoreNotFoundError(DaskHPOError, FileNotFoundError):
     """A store file that was opened before (a store unpickled in another process) is gone."""
+
+
+class StoreWriteError(DaskHPOError, OSError):
+    """The store file cannot be written (read-only, immutable, full disk); the text names the path."""
+
+
+class SearchClaimedError(DaskHPOError, RuntimeError):
+    """Another process is running the search of that name in that store (it holds the name's lease)."""
+
+
+class StoreFileWarning(UserWarning):
+    """The store file was deleted or replaced while a search wrote to it; daskhpo put the trials back."""
 
 
 @runtime_checkable
@@ -72,6 +89,12 @@ class Store(Protocol):
     def start(self, spec: Mapping[str, Any], fingerprint: str | None) -> None: ...
 
     def set_status(self, status: str) -> None: ...
+
+    def claim(self) -> None:
+        """Take the search's name for this process (refused while another one runs it)."""
+
+    def release(self) -> None:
+        """Give the name back (the search ended)."""
 
     def info(self) -> dict[str, Any]: ...
 
@@ -134,6 +157,12 @@ class MemoryStore:
         with self._lock:
             self._row["status"] = status
             self._touch()
+
+    def claim(self) -> None:
+        """Nothing to claim: the log lives in this process only."""
+
+    def release(self) -> None:
+        """Nothing to release."""
 
     def info(self) -> dict[str, Any]:
         """The search's row: name, spec, fingerprint, status, created, updated, number of trials."""
@@ -254,6 +283,10 @@ class SQLiteStore:
     """
 
     persistent = True
+    # How long a claim on a search's name lasts without being renewed; a running search renews it
+    # with every write and from a heartbeat thread. DASKHPO_LEASE_SECONDS overrides it.
+    lease_seconds = 60.0
+    _lease = lease_seconds
 
     def __init__(
         self, path: str | Path, name: str = "default", *, timeout: float = 30.0, create: bool = True
@@ -262,7 +295,10 @@ class SQLiteStore:
         self.name = name
         self.timeout = timeout
         self._lock = threading.Lock()
+        self._owner: str | None = None
+        self._heartbeat: threading.Event | None = None
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._identity: tuple[int, int] | None = None
         self._conn: sqlite3.Connection | None = self._connect(create)
 
     def __getstate__(self) -> dict[str, Any]:
@@ -273,13 +309,19 @@ class SQLiteStore:
         self.name = state["name"]
         self.timeout = state["timeout"]
         self._lock = threading.Lock()
+        self._identity = None
+        self._owner = None  # a claim belongs to the process that made it, never to a copy
+        self._heartbeat = None
         self._conn = None  # opened on first use
 
     def _connect(self, create: bool) -> sqlite3.Connection:
         """Open the file, check its schema version and make its tables (and the search's row)."""
-        conn = sqlite3.connect(
-            str(self.path), timeout=self.timeout, isolation_level=None, check_same_thread=False
-        )
+        try:
+            conn = sqlite3.connect(
+                str(self.path), timeout=self.timeout, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as exc:
+            raise self._write_error(exc) from exc
         try:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
@@ -290,10 +332,87 @@ class SQLiteStore:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            conn.close()
+            raise self._write_error(exc) from exc
         except BaseException:
             conn.close()
             raise
+        self._identity = self._file_identity()
         return conn
+
+    def _file_identity(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        return (st.st_dev, st.st_ino)
+
+    def _write_error(self, exc: BaseException) -> StoreWriteError:
+        return StoreWriteError(
+            f"cannot write the store file {self.path} (search {self.name!r}): {exc}. Check that the "
+            "file, its -wal and -shm files and its folder are writable and the disk has room; the "
+            "trials written before this are in the file, and fit(..., resume=True) computes only "
+            "the rest once it can be written again."
+        )
+
+    def _guard(self, write: bool) -> None:
+        """Refuse to touch a store whose files cannot be written.
+
+        SQLite maps the ``-shm`` index of a WAL database into memory: writing through that mapping
+        when the file has become read-only or immutable kills the process with SIGBUS (in a notebook,
+        the kernel dies). Checked before every use, so that it is a clear error instead.
+        """
+        # Reading maps only the index; an archived read-only file can still be read.
+        for suffix in ("", "-wal", "-shm") if write else ("-shm",):
+            f = self.path.with_name(self.path.name + suffix)
+            if f.exists() and not os.access(f, os.W_OK):
+                raise StoreWriteError(
+                    f"cannot write the store file {f} (search {self.name!r}): it is read-only or "
+                    "immutable. daskhpo stops before SQLite uses it; make it writable again "
+                    "(chmod, chattr -i), then fit(..., resume=True) computes only what is missing."
+                )
+
+    def _check_file(self, conn: sqlite3.Connection) -> sqlite3.Connection:
+        """The connection to write through, after making sure the file at ``path`` is the one open.
+
+        A store file deleted (or replaced) while a search writes to it would take every trial with
+        it: the connection goes on writing into the unlinked file. Its content is still readable
+        through the open connection, so it is copied back, whole, before the next write: to ``path``
+        when the file is gone, or next to it when another file now stands there.
+        """
+        now = self._file_identity()
+        if now is not None and now == self._identity:
+            return conn
+        if now is None:
+            target = self.path
+        else:
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            target = self.path.with_name(f"{self.path.name}.recovered-{stamp}-{os.getpid()}")
+        target.parent.mkdir(parents=True, exist_ok=True)  # the folder may have gone too
+        staging = target.with_name(f"{target.name}.daskhpo-restore")
+        dest = sqlite3.connect(str(staging), isolation_level=None)
+        try:
+            conn.backup(dest)
+        finally:
+            dest.close()
+        conn.close()  # the old file's write-ahead log goes with it
+        os.replace(staging, target)
+        what = "was deleted" if now is None else "was replaced by another file"
+        where = (
+            f"written back to {target}"
+            if now is None
+            else f"written to {target} (the file now at {self.path} is left alone)"
+        )
+        warnings.warn(
+            f"daskhpo: the store file {self.path} {what} while search {self.name!r} was writing "
+            f"to it; everything it held is {where} and the search goes on there.",
+            StoreFileWarning,
+            stacklevel=5,
+        )
+        self.path = target
+        self._conn = self._connect(create=False)
+        return self._conn
 
     def _setup(self, conn: sqlite3.Connection, create: bool) -> None:
         conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
@@ -319,6 +438,11 @@ class SQLiteStore:
             "data TEXT NOT NULL, created REAL NOT NULL)"
         )
         conn.execute("CREATE INDEX IF NOT EXISTS trials_by_search ON trials (search, seq)")
+        # Which process runs a search now: a lease it renews while it runs (see SQLiteStore.claim).
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, owner TEXT NOT NULL, "
+            "host TEXT NOT NULL, pid INTEGER NOT NULL, expires REAL NOT NULL)"
+        )
         if create:
             now = time.time()
             conn.execute(
@@ -327,8 +451,9 @@ class SQLiteStore:
                 (self.name, now, now),
             )
 
-    def _connection(self) -> sqlite3.Connection:
+    def _connection(self, write: bool = False) -> sqlite3.Connection:
         """The open connection (the caller holds ``_lock``); an unpickled store opens it here."""
+        self._guard(write)
         if self._conn is None:
             if not self.path.exists():
                 raise StoreNotFoundError(
@@ -347,14 +472,24 @@ class SQLiteStore:
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
-            conn = self._connection()
-            conn.execute("BEGIN IMMEDIATE")
+            conn = self._check_file(self._connection(write=True))
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise self._write_error(exc) from exc
             try:
                 yield conn
+            except sqlite3.OperationalError as exc:
+                _rollback(conn)
+                raise self._write_error(exc) from exc
             except BaseException:
-                conn.execute("ROLLBACK")
+                _rollback(conn)
                 raise
-            conn.execute("COMMIT")
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.OperationalError as exc:
+                _rollback(conn)
+                raise self._write_error(exc) from exc
 
     # -- the search row ---------------------------------------------------------------------------
     def info(self) -> dict[str, Any]:
@@ -399,6 +534,77 @@ class SQLiteStore:
                 "UPDATE searches SET status=?, updated=? WHERE name=?",
                 (status, time.time(), self.name),
             )
+            self._renew(conn)
+
+    # -- who runs the search ----------------------------------------------------------------------
+    def claim(self) -> None:
+        """Take the search's name in this file for this process, for as long as the search runs.
+
+        Refused with :class:`SearchClaimedError` while another process holds it (two notebook tabs,
+        a retried job): both would compute every trial. The claim is a lease that every write and a
+        heartbeat thread renew; a crashed owner's lease runs out after ``lease_seconds``, and then a
+        ``resume=True`` fit takes the search over.
+        """
+        import socket
+        import uuid
+
+        seconds = float(os.environ.get("DASKHPO_LEASE_SECONDS", self.lease_seconds))
+        owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        now = time.time()
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT owner, host, pid, expires FROM leases WHERE name=?", (self.name,)
+            ).fetchone()
+            if row is not None and row[0] != self._owner and row[3] > now:
+                until = time.strftime("%H:%M:%S", time.localtime(row[3]))
+                raise SearchClaimedError(
+                    f"search {self.name!r} in {self.path} is running in process {row[2]} on "
+                    f"{row[1]} (its claim is renewed while it runs; unless renewed it ends at "
+                    f"{until}): running it here too would compute every trial twice. Wait for it to "
+                    "end and call fit(..., resume=True) to continue from its trials, or pass "
+                    "another name=."
+                )
+            conn.execute(
+                "INSERT OR REPLACE INTO leases (name, owner, host, pid, expires) VALUES "
+                "(?, ?, ?, ?, ?)",
+                (self.name, owner, socket.gethostname(), os.getpid(), now + seconds),
+            )
+        self._owner, self._lease = owner, seconds
+        stop = threading.Event()
+        self._heartbeat = stop
+        threading.Thread(
+            target=self._beat, args=(stop, seconds / 4), daemon=True, name="daskhpo-lease"
+        ).start()
+
+    def _beat(self, stop: threading.Event, every: float) -> None:
+        while not stop.wait(every):
+            try:
+                with self._write() as conn:
+                    self._renew(conn)
+            except Exception as exc:  # the next write of the search says what is wrong
+                logger.debug("daskhpo: renewing the claim on %s failed: %s", self.name, exc)
+
+    def _renew(self, conn: sqlite3.Connection) -> None:
+        if self._owner is None:
+            return
+        conn.execute(
+            "UPDATE leases SET expires=? WHERE name=? AND owner=?",
+            (time.time() + self._lease, self.name, self._owner),
+        )
+
+    def release(self) -> None:
+        """Give the name back (the search ended, however it ended)."""
+        if self._heartbeat is not None:
+            self._heartbeat.set()
+            self._heartbeat = None
+        if self._owner is None:
+            return
+        owner, self._owner = self._owner, None
+        try:
+            with self._write() as conn:
+                conn.execute("DELETE FROM leases WHERE name=? AND owner=?", (self.name, owner))
+        except (StoreWriteError, sqlite3.Error) as exc:  # the lease then runs out on its own
+            logger.warning("daskhpo: could not release the claim on %r: %s", self.name, exc)
 
     # -- trials -----------------------------------------------------------------------------------
     def append(self, result: Result) -> None:
@@ -416,6 +622,7 @@ class SQLiteStore:
                 ),
             )
             conn.execute("UPDATE searches SET updated=? WHERE name=?", (time.time(), self.name))
+            self._renew(conn)
 
     def records(self) -> list[dict[str, Any]]:
         """The stored trials as JSON dicts, in the order they were appended."""
@@ -448,6 +655,11 @@ class SQLiteStore:
         with self._lock:
             if self._conn is not None:
                 self._conn.close()
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    with suppress(sqlite3.Error):  # no transaction left to roll back (SQLite ended it on the error)
+        conn.execute("ROLLBACK")
 
 
 def open_store(storage: Any, name: str) -> Store:
