@@ -550,6 +550,16 @@ class DaskExecutor:
             if restart.back.is_set() and restart.error:
                 warnings.warn(restart.error, RuntimeWarning, stacklevel=2)
                 restart.error = None
+            if restart.back.is_set() and restart.evacuate_error:
+                warnings.warn(
+                    f"daskhpo: worker {restart.address} was restarted to stop a fit past "
+                    f"trial_timeout, but the data only it held could not be copied to another "
+                    f"worker first ({restart.evacuate_error}): data scattered to it alone is lost, "
+                    "and results only it held are computed again.",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+                restart.evacuate_error = None
         if released:
             self._context_lost()  # the restarted worker may have held the last copy of the data
         return released

@@ -19,6 +19,7 @@ __all__ = ["running_for", "kill_worker_process", "WorkerRestart"]
 CALL_TIMEOUT = 10.0
 # How long a restarted worker may take to come back.
 RESTART_WAIT = 120.0
+_ONE_AT_A_TIME = threading.Lock()
 
 
 def running_for(prefix: str, dask_worker: Any = None) -> dict[str, float]:
@@ -52,6 +53,14 @@ def kill_worker_process(dask_worker: Any = None) -> int | None:
     if pid:
         os.kill(pid, getattr(signal, "SIGKILL", signal.SIGTERM))
     return pid
+
+
+def _held_only_by(address: str, dask_scheduler: Any = None) -> list[Any]:
+    """On the scheduler: the keys whose data only the worker ``address`` holds."""
+    ws = dask_scheduler.workers.get(address)
+    if ws is None:
+        return []
+    return [ts.key for ts in ws.has_what if len(ts.who_has) == 1]
 
 
 def _lost_worker_timeout() -> float:
@@ -97,19 +106,23 @@ class WorkerRestart:
             nanny, name = info.get("nanny"), info.get("name")
             if not nanny:
                 raise RuntimeError("it has no nanny to start a new worker process")
-            self.client.run(
-                kill_worker_process,
-                nanny=True,
-                workers=[self.address],
-                on_error="raise",
-                callback_timeout=CALL_TIMEOUT,
-            )
-            last_removal = time.monotonic()
             cluster = getattr(self.client, "cluster", None)
             specs = getattr(cluster, "worker_spec", None)
             if not isinstance(specs, dict) or name not in specs:
                 cluster = None
-            self._wait_back(nanny, name, cluster)
+            # One restart at a time: what a worker holds alone is copied to a worker that stays up
+            # (two workers restarted at once would each copy to the other, then both lose it).
+            with _ONE_AT_A_TIME:
+                self._evacuate()
+                self.client.run(
+                    kill_worker_process,
+                    nanny=True,
+                    workers=[self.address],
+                    on_error="raise",
+                    callback_timeout=CALL_TIMEOUT,
+                )
+                last_removal = time.monotonic()
+                self._wait_back(nanny, name, cluster)
             self.back.set()
             if cluster is None:
                 return
@@ -127,6 +140,34 @@ class WorkerRestart:
             )
         finally:
             self.back.set()
+
+    def _evacuate(self) -> None:
+        """Copy what only this worker holds to another worker before it is killed.
+
+        Data that was scattered to it (``client.scatter``) cannot be computed again, and finished
+        results of other computations would have to be: both outlive the restart this way. A worker
+        whose event loop is frozen cannot hand anything over; the copy is then given up after
+        :data:`CALL_TIMEOUT` and the restart goes on (the warning of the timeout says so).
+        """
+        workers = self.client.scheduler_info(n_workers=-1)["workers"]
+        if not any(a != self.address for a in workers):
+            return
+        try:
+            keys = self.client.run_on_scheduler(_held_only_by, address=self.address)
+            if keys:
+                self.client.sync(
+                    self.client.scheduler.replicate,
+                    keys=list(keys),
+                    n=2,
+                    delete=False,
+                    callback_timeout=CALL_TIMEOUT,
+                )
+                self.moved = len(keys)
+        except Exception as exc:
+            self.evacuate_error = f"{type(exc).__name__}: {exc}"
+
+    moved = 0
+    evacuate_error: str | None = None
 
     def _heal(self, cluster: Any, name: Any) -> bool:
         """If the cluster closed that worker's nanny, start it again (and wait); True if it did."""

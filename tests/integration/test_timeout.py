@@ -172,3 +172,23 @@ def test_trial_timeout_in_a_spec_and_on_the_command_line(tmp_path, capsys):
         assert (
             "--trial-timeout: '-5' is not a positive number of seconds" in capsys.readouterr().err
         )
+
+
+@pytest.mark.timeout(240)
+def test_data_the_user_scattered_survives_the_restart_of_a_hung_fits_worker(own_client):
+    """The worker running a hung fit is restarted; what only it held is copied off first."""
+    client = own_client
+    client.wait_for_workers(2, timeout=60)
+    workers = sorted(client.nthreads())
+    # One array on each worker alone: whichever worker the hung fit lands on, one of them is there.
+    arrays = {w: np.arange(1000) * (i + 1) for i, w in enumerate(workers)}
+    futures = {w: client.scatter(a, workers=[w]) for w, a in arrays.items()}
+    pids_before = set(client.run(os.getpid).values())
+    grid = [{"hang": [True], "max_depth": [2]}, {"hang": [False], "max_depth": [1, 2]}]
+    search = GridSearchCV(Hanger(), grid, cv=2, trial_timeout=2, client=client)
+    with pytest.warns(FitFailedWarning, match="timed out after 2 s"):
+        search.fit(X, y)
+    assert search.stats_["units_timed_out"] == 2
+    assert set(client.run(os.getpid).values()) != pids_before  # a worker really was restarted
+    for w, future in futures.items():
+        np.testing.assert_array_equal(future.result(timeout=30), arrays[w])
