@@ -502,8 +502,11 @@ class SQLiteStore:
             count = conn.execute(
                 "SELECT COUNT(*) FROM trials WHERE search=?", (self.name,)
             ).fetchone()[0]
+            lease = conn.execute(
+                "SELECT host, pid, expires FROM leases WHERE name=?", (self.name,)
+            ).fetchone()
         spec, fingerprint, status, created, updated = row
-        return {
+        out = {
             "name": self.name,
             "spec": json.loads(spec),
             "fingerprint": fingerprint,
@@ -512,6 +515,9 @@ class SQLiteStore:
             "updated": updated,
             "n_trials": count,
         }
+        if lease is not None and lease[2] > time.time():
+            out["running_in"] = {"host": lease[0], "pid": lease[1]}
+        return out
 
     def start(self, spec: Mapping[str, Any], fingerprint: str | None) -> None:
         """Record what the search runs (settings as JSON, a fingerprint of data and settings).

@@ -255,7 +255,7 @@ def _started(path, name="shared", n=1, timeout=120):
     raise AssertionError(f"the other process stored fewer than {n} trials")
 
 
-def test_same_name_from_two_processes_computes_one_search(client, tmp_path):
+def test_same_name_from_two_processes_computes_one_search(client, tmp_path, capsys):
     import subprocess
     import sys
 
@@ -274,6 +274,10 @@ def test_same_name_from_two_processes_computes_one_search(client, tmp_path):
         )
         try:
             _started(path)
+            from daskhpo.cli import main
+
+            main(["status", "shared", "--storage", storage])
+            assert f"status: running (process {other.pid} on " in capsys.readouterr().out
             with pytest.raises(SearchClaimedError, match=rf"running in process {other.pid}"):
                 GridSearchCV(FOREST, GRID, cv=2, storage=storage, name="shared", client=client).fit(
                     X, y, resume=True
@@ -286,7 +290,7 @@ def test_same_name_from_two_processes_computes_one_search(client, tmp_path):
     assert store.info()["status"] == "finished"
 
 
-def test_resume_takes_over_once_a_killed_owners_claim_runs_out(client, tmp_path):
+def test_resume_takes_over_once_a_killed_owners_claim_runs_out(client, tmp_path, capsys):
     import signal
     import subprocess
     import sys
@@ -311,6 +315,13 @@ def test_resume_takes_over_once_a_killed_owners_claim_runs_out(client, tmp_path)
     from daskhpo.store import SearchClaimedError
 
     deadline = time.monotonic() + 60  # a hang guard: the claim runs out 2 s after the last renewal
+    while "running_in" in SQLiteStore(path, "shared", create=False).info():
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    from daskhpo.cli import main
+
+    main(["status", "shared", "--storage", storage])
+    assert "status: stopped (it says running, but no process has run it" in capsys.readouterr().out
     search = GridSearchCV(FOREST, GRID, cv=2, storage=storage, name="shared", client=client)
     while True:
         try:

@@ -50,7 +50,19 @@ def cmd_status(args: argparse.Namespace) -> int:
             print(f"{s['name']}\t{s['status']}\t{s['n_trials']} trials\tupdated {when}")
         return 0
     info = store.info()
-    print(f"search: {info['name']}\nstatus: {info['status']}\ntrials: {info['n_trials']}")
+    status = info["status"]
+    if status == "running" and "running_in" in info:
+        where = info["running_in"]
+        status = f"running (process {where['pid']} on {where['host']})"
+    elif status == "running":
+        # No process holds the search's claim: it ended (killed, crashed, lost its store) before
+        # it could record how. What it stored is there to resume.
+        when = dt.datetime.fromtimestamp(info["updated"]).isoformat(timespec="seconds")
+        status = (
+            f"stopped (it says running, but no process has run it since {when}: the process "
+            "ended without recording it; fit(..., resume=True) or 'daskhpo resume' continues it)"
+        )
+    print(f"search: {info['name']}\nstatus: {status}\ntrials: {info['n_trials']}")
     for key, value in info["spec"].items():
         print(f"{key}: {value}")
     # The same best as the search's best_score_ and the dashboard's: daskhpo.load's rule.
