@@ -515,7 +515,7 @@ class SQLiteStore:
             "updated": updated,
             "n_trials": count,
         }
-        if lease is not None and lease[2] > time.time():
+        if lease is not None and lease[2] > time.time() and not _dead_here(lease[0], lease[1]):
             out["running_in"] = {"host": lease[0], "pid": lease[1]}
         return out
 
@@ -561,7 +561,12 @@ class SQLiteStore:
             row = conn.execute(
                 "SELECT owner, host, pid, expires FROM leases WHERE name=?", (self.name,)
             ).fetchone()
-            if row is not None and row[0] != self._owner and row[3] > now:
+            if (
+                row is not None
+                and row[0] != self._owner
+                and row[3] > now
+                and not _dead_here(row[1], row[2])
+            ):
                 until = time.strftime("%H:%M:%S", time.localtime(row[3]))
                 raise SearchClaimedError(
                     f"search {self.name!r} in {self.path} is running in process {row[2]} on "
@@ -661,6 +666,22 @@ class SQLiteStore:
         with self._lock:
             if self._conn is not None:
                 self._conn.close()
+
+
+def _dead_here(host: str, pid: int) -> bool:
+    """Whether a claim's owner was a process on this machine that no longer exists (a killed
+    driver): its claim is then over at once, without waiting for it to run out."""
+    import socket
+
+    if host != socket.gethostname() or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False
 
 
 def _rollback(conn: sqlite3.Connection) -> None:
