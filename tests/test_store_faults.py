@@ -228,6 +228,27 @@ def test_a_crashed_owners_claim_runs_out(tmp_path):
     store.release()
 
 
+def test_a_claim_left_by_a_dead_process_on_this_machine_ends_at_once(tmp_path):
+    import socket
+    import sqlite3
+    import subprocess
+    import sys
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # a driver killed and reaped: its pid is gone
+    path = tmp_path / "runs.db"
+    SQLiteStore(path, "shared")
+    with sqlite3.connect(path) as conn:  # its claim would still run for an hour
+        conn.execute(
+            "INSERT INTO leases VALUES ('shared', 'x', ?, ?, ?)",
+            (socket.gethostname(), dead.pid, time.time() + 3600),
+        )
+    assert "running_in" not in SQLiteStore(path, "shared").info()
+    store = SQLiteStore(path, "shared")
+    store.claim()  # not refused
+    store.release()
+
+
 SCRIPT = """
 import sys
 from daskhpo import GridSearchCV
