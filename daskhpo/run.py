@@ -45,7 +45,7 @@ from .results import (
     latest_evaluations,
     metric_names,
 )
-from .store import Store, StoreWriteError, open_store, result_from_json
+from .store import Claiming, Store, StoreWriteError, open_store, result_from_json
 from .strategies.base import (
     Counting,
     Describing,
@@ -162,7 +162,7 @@ class SearchRun:
             self._search_ctx = self.callbacks.open_search(n_units)
         setup.settings.update(best_rule=setup.best_rule, budget_param=setup.budget_param)
         store = self._open_store(setup.name_prefix, setup.fingerprint)
-        store.claim()  # no other process runs this search while this one does
+        claim(store)  # no other process runs this search while this one does
         try:
             replayed = self._replay(store, setup, resume)
             executor, n_slots, client = self._executor(setup.work, strategy=setup.strategy)
@@ -172,7 +172,7 @@ class SearchRun:
             finally:
                 executor.close()
         finally:
-            store.release()
+            release(store)
         if self.callbacks is not None:
             self.callbacks.finish()
         return s
@@ -338,13 +338,17 @@ class SearchRun:
             raise
         finally:
             bar.close()
-            try:
-                store.set_status(status)
-            except StoreWriteError:
-                if status == "finished":  # else the error already on its way says more
-                    raise
+            # A pushed search runs this loop once per evaluate_candidates call: it stays "running"
+            # until the whole search ends (PushedSearch sets the final status).
+            between_calls = self.started and status == "finished"
+            if not between_calls:
+                try:
+                    store.set_status(status)
+                except StoreWriteError:
+                    if status == "finished":  # else the error already on its way says more
+                        raise
             if watch is not None:
-                watch.finish(status)
+                watch.finish("running" if between_calls else status)
         s.stats_ = {
             **executor.stats(),
             "worker_threads": n_slots,
@@ -434,6 +438,16 @@ class SearchRun:
         if best is None:  # nothing completed (some fits failed, all of them at the best budget)
             best = best_position(rows, "all", scores=scores) or 0
         return int(best)
+
+
+def claim(store: Store) -> None:
+    if isinstance(store, Claiming):
+        store.claim()
+
+
+def release(store: Store) -> None:
+    if isinstance(store, Claiming):
+        store.release()
 
 
 def runs_own_search(search: Any) -> bool:
@@ -560,6 +574,7 @@ class PushedSearch:
         self.client: Any = None
         self.stored: dict[int, dict[str, Any]] = {}
         self.n_stored_reused = 0
+        self.next_id = 0
         self.closed_stats: list[Mapping[str, Any]] = []
 
     def fit(self, resume: bool) -> Any:
@@ -568,24 +583,40 @@ class PushedSearch:
         from sklearn.model_selection import check_cv
 
         run, s, data = self.run, self.run.search, self.data
-        X, y, groups = data.X, data.y, data.groups
+        X, y, groups = s._labels(data)  # dask y and groups to the client once, before any split
         split = {} if groups is None else {"groups": groups}
         s._checked_cv_orig = check_cv(s.cv, y, classifier=is_classifier(s.estimator))
-        s._check_input_parameters(X=X, y=y, split_params=split)
+        check_inputs = getattr(s, "_check_input_parameters", None)  # scikit-learn >= 1.4 has it
+        if check_inputs is not None:
+            check_inputs(X=X, y=y, split_params=split)
         s.n_splits_ = s._checked_cv_orig.get_n_splits(X, y, **split)
         takes_ctx = "callback_ctx" in inspect.signature(s._run_search).parameters
         run.callbacks = SearchCallbacks.start(s, X, y, data.fit_params, always=takes_ctx)
         run.closes_search = False
+        # What the stored trials depend on: the data, every setting (a halving factor changes the
+        # resources of the same candidates) and the fit and score parameters.
+        settings_now = {
+            k: v
+            for k, v in s.get_params(deep=False).items()
+            if k
+            not in ("client", "cluster", "storage", "name", "verbose", "n_jobs", "pre_dispatch")
+        }
         self.fingerprint = tokenize(
-            s._data_token(X), y, s.estimator, s.scoring, repr(s.cv), type(s).__name__
+            s._data_token(X),
+            y,
+            groups,
+            settings_now,
+            data.fit_params,
+            data.score_params,
+            type(s).__name__,
         )
         store = run._open_store(type(s.estimator).__name__, self.fingerprint)
         self.store = store
-        store.claim()
+        claim(store)
         try:
             return self._run(store, resume, takes_ctx)
         finally:
-            store.release()
+            release(store)
 
     def _run(self, store: Store, resume: bool, takes_ctx: bool) -> Any:
         run, s, data = self.run, self.run.search, self.data
@@ -631,9 +662,15 @@ class PushedSearch:
             status = "interrupted"
             raise
         finally:
-            store.set_status(status)
-            if self.executor is not None:
-                self.executor.close()
+            try:
+                if self.executor is not None:
+                    self.executor.close()
+            finally:
+                try:
+                    store.set_status(status)
+                except StoreWriteError:
+                    if status == "finished":  # else the error already on its way says more
+                        raise
         if run.callbacks is not None:
             run.callbacks.finish()
         return s
@@ -698,10 +735,18 @@ class PushedSearch:
             )
         s._check_param_names(candidates)
         work = s._crossval_work(data, folds, candidates)
-        first = len(self.rows)
+        # Calls differ in how many candidates share a pipeline prefix, and one executor serves
+        # several calls: shared prefixes are counted by the units that wait for them instead.
+        work.prefix_demand = None
+        first = self.next_id
+        self.next_id += len(candidates)  # ids stay unique even if a call raised half-way
         strategy = CandidateList(candidates, first_id=first)
         run._search_ctx = callback_ctx
-        token = tokenize(folds)
+        # The workers' callbacks attach below this call's context, which travels with the data.
+        follows = (
+            run.callbacks is not None and run.callbacks.propagated and callback_ctx is not None
+        )
+        token = tokenize(folds, id(callback_ctx) if follows else None)
         if self.executor is None or token != self.folds_token:
             if self.executor is not None:
                 self.executor.close()
@@ -709,9 +754,6 @@ class PushedSearch:
             self.executor, self.n_slots, self.client = run._executor(work, client=self.client)
             self.folds_token = token
             self.work = work
-        elif callback_ctx is not None and run.callbacks is not None:
-            # Same data on the cluster; the workers' callbacks attach below this call's context.
-            self.work.callback_parent = work.callback_parent
         replayed = []
         for i, params in enumerate(candidates):
             record = self.stored.get(first + i)

@@ -254,13 +254,13 @@ class _DaskSearchMixin(_SklearnBaseSearchCV):
                 )
         n = _n_rows(X)
         placeholder = X if n is not None else np.empty((len(y), 0))
+        split = {} if groups is None else {"groups": groups}  # a user's splitter may take (X, y)
         try:
             with warnings.catch_warnings():
                 # Said above, in daskhpo's words.
                 warnings.filterwarnings("ignore", message="The least populated class in y")
                 folds = [
-                    (np.asarray(tr), np.asarray(te))
-                    for tr, te in cv.split(placeholder, y, groups=groups)
+                    (np.asarray(tr), np.asarray(te)) for tr, te in cv.split(placeholder, y, **split)
                 ]
         except ValueError as exc:
             raise InvalidSearchError(f"cv={self.cv!r} cannot split this data: {exc}") from exc
@@ -270,9 +270,7 @@ class _DaskSearchMixin(_SklearnBaseSearchCV):
                 "(train, test) index pairs) that yields at least one. No fits were performed. Was "
                 "the CV iterator empty? Were there no candidates?"
             )
-        expected = (
-            cv.get_n_splits(placeholder, y, groups=groups) if hasattr(cv, "get_n_splits") else None
-        )
+        expected = cv.get_n_splits(placeholder, y, **split) if hasattr(cv, "get_n_splits") else None
         if expected is not None and expected != len(folds):
             raise InvalidSearchError(
                 f"cv={self.cv!r}: cv.split and cv.get_n_splits return inconsistent results. "

@@ -90,17 +90,23 @@ class Store(Protocol):
 
     def set_status(self, status: str) -> None: ...
 
-    def claim(self) -> None:
-        """Take the search's name for this process (refused while another one runs it)."""
-
-    def release(self) -> None:
-        """Give the name back (the search ended)."""
-
     def info(self) -> dict[str, Any]: ...
 
     def searches(self) -> list[dict[str, Any]]: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class Claiming(Protocol):
+    """A store that one process at a time may run a search in (``SQLiteStore``; a store without
+    these methods is used as it is)."""
+
+    def claim(self) -> None:
+        """Take the search's name for this process (refused while another one runs it)."""
+
+    def release(self) -> None:
+        """Give the name back (the search ended)."""
 
 
 class MemoryStore:
@@ -157,12 +163,6 @@ class MemoryStore:
         with self._lock:
             self._row["status"] = status
             self._touch()
-
-    def claim(self) -> None:
-        """Nothing to claim: the log lives in this process only."""
-
-    def release(self) -> None:
-        """Nothing to release."""
 
     def info(self) -> dict[str, Any]:
         """The search's row: name, spec, fingerprint, status, created, updated, number of trials."""
@@ -287,6 +287,7 @@ class SQLiteStore:
     # with every write and from a heartbeat thread. DASKHPO_LEASE_SECONDS overrides it.
     lease_seconds = 60.0
     _lease = lease_seconds
+    _lost: str | None = None  # why this process's claim was taken over, once it was
 
     def __init__(
         self, path: str | Path, name: str = "default", *, timeout: float = 30.0, create: bool = True
@@ -404,14 +405,15 @@ class SQLiteStore:
             if now is None
             else f"written to {target} (the file now at {self.path} is left alone)"
         )
+        old_path = self.path
+        self.path = target
+        self._conn = self._connect(create=False)
         warnings.warn(
-            f"daskhpo: the store file {self.path} {what} while search {self.name!r} was writing "
+            f"daskhpo: the store file {old_path} {what} while search {self.name!r} was writing "
             f"to it; everything it held is {where} and the search goes on there.",
             StoreFileWarning,
             stacklevel=5,
         )
-        self.path = target
-        self._conn = self._connect(create=False)
         return self._conn
 
     def _setup(self, conn: sqlite3.Connection, create: bool) -> None:
@@ -554,7 +556,10 @@ class SQLiteStore:
         import socket
         import uuid
 
-        seconds = float(os.environ.get("DASKHPO_LEASE_SECONDS", self.lease_seconds))
+        if self._heartbeat is not None:  # claimed before by this object: start afresh
+            self._heartbeat.set()
+            self._heartbeat = None
+        seconds = max(1.0, float(os.environ.get("DASKHPO_LEASE_SECONDS", self.lease_seconds)))
         owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         now = time.time()
         with self._write() as conn:
@@ -592,16 +597,42 @@ class SQLiteStore:
             try:
                 with self._write() as conn:
                     self._renew(conn)
+            except SearchClaimedError:
+                return  # the search's next write raises it
             except Exception as exc:  # the next write of the search says what is wrong
                 logger.debug("daskhpo: renewing the claim on %s failed: %s", self.name, exc)
 
     def _renew(self, conn: sqlite3.Connection) -> None:
+        """Extend this process's claim; if another process took the search over meanwhile (this one
+        was stopped longer than the lease), stop instead of computing its trials twice."""
+        if self._lost is not None:
+            raise SearchClaimedError(self._lost)
         if self._owner is None:
             return
-        conn.execute(
+        done = conn.execute(
             "UPDATE leases SET expires=? WHERE name=? AND owner=?",
             (time.time() + self._lease, self.name, self._owner),
-        )
+        ).rowcount
+        if done == 0:
+            row = conn.execute("SELECT host, pid FROM leases WHERE name=?", (self.name,)).fetchone()
+            if row is None:  # nobody holds it: take it again
+                conn.execute(
+                    "INSERT INTO leases (name, owner, host, pid, expires) VALUES (?, ?, ?, ?, ?)",
+                    (self.name, self._owner, *self._me(), time.time() + self._lease),
+                )
+                return
+            self._lost = (
+                f"search {self.name!r} in {self.path} was taken over by process {row[1]} on "
+                f"{row[0]} while this process did not renew its claim (stopped or paused longer "
+                f"than {self._lease:g} s); this process stops so that no trial runs twice."
+            )
+            raise SearchClaimedError(self._lost)
+
+    @staticmethod
+    def _me() -> tuple[str, int]:
+        import socket
+
+        return socket.gethostname(), os.getpid()
 
     def release(self) -> None:
         """Give the name back (the search ended, however it ended)."""

@@ -341,3 +341,30 @@ def test_two_dimensional_y_is_searched_as_scikit_learn_does(client, kind):
         ours.cv_results_["mean_test_score"], theirs.cv_results_["mean_test_score"]
     )
     assert ours.predict(Xs[:4]).shape == theirs.predict(Xs[:4]).shape
+
+
+class PipelineRounds(BaseSearchCV):
+    """Two rounds over one pipeline: the second shares more candidates per prefix than the first."""
+
+    def _run_search(self, evaluate_candidates):
+        self.status_between_ = []
+        evaluate_candidates([{"scale__with_mean": True, "tree__max_depth": 1}])
+        self.status_between_.append(self.store_.info()["status"])
+        evaluate_candidates(
+            [{"scale__with_mean": True, "tree__max_depth": d} for d in (2, 3, 4, 5)]
+        )
+
+
+def test_custom_search_over_a_pipeline_in_rounds_keeps_running_status(client, tmp_path):
+    pipe = sklearn.pipeline.Pipeline(
+        [("scale", StandardScaler()), ("tree", DecisionTreeClassifier(random_state=0))]
+    )
+    db = f"sqlite:///{tmp_path / 'rounds.db'}"
+    search = PipelineRounds(pipe, cv=3, client=client, storage=db, name="rounds").fit(X, y)
+    assert search.status_between_ == ["running"]  # not "finished" between the two calls
+    assert search.store_.info()["status"] == "finished"
+    grid = [{"scale__with_mean": [True], "tree__max_depth": [1, 2, 3, 4, 5]}]
+    theirs = SkGrid(pipe, grid, cv=3, return_train_score=True).fit(X, y)
+    np.testing.assert_allclose(
+        search.cv_results_["mean_test_score"], theirs.cv_results_["mean_test_score"]
+    )

@@ -354,3 +354,24 @@ def test_resume_takes_over_once_a_killed_owners_claim_runs_out(client, tmp_path,
     assert search.stats_["trials_replayed"] == before
     ids = [r["trial_id"] for r in SQLiteStore(path, "shared", create=False).records()]
     assert sorted(ids) == list(range(30))
+
+
+def test_a_claim_taken_over_while_this_process_was_stopped_stops_its_writes(tmp_path):
+    import sqlite3
+
+    from daskhpo.store import SearchClaimedError
+
+    path = tmp_path / "runs.db"
+    store = SQLiteStore(path, "shared")
+    store.claim()
+    store.append(_result(0))
+    with sqlite3.connect(path) as conn:  # what another process does once this one's claim ran out
+        conn.execute("UPDATE leases SET owner='other:9:x', host='other', pid=9 WHERE name='shared'")
+    with pytest.raises(SearchClaimedError, match="was taken over by process 9 on other"):
+        store.append(_result(1))
+    with pytest.raises(SearchClaimedError):  # and every later write, too
+        store.append(_result(2))
+    store.release()  # leaves the other process's claim alone
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT owner FROM leases").fetchall() == [("other:9:x",)]
+    assert len(SQLiteStore(path, "shared", create=False)) == 1

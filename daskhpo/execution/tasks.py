@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import threading
 import time
 import traceback
 import warnings
@@ -268,17 +269,49 @@ def configured(ctx: SearchContext) -> Iterator[None]:
 
 MAX_WARNINGS = 5  # distinct warnings kept per unit
 
+_sinks = threading.local()
+_hook_lock = threading.Lock()
+_hook_installed = False
+
+
+def _install_warning_hook() -> None:
+    """Once per process: show every warning, and hand those raised inside a unit to its sink.
+
+    ``warnings.catch_warnings`` swaps process-wide state on entry and exit, so units running in
+    several threads of one worker would undo each other's; one hook, installed once, reads the
+    calling thread's sink instead. Filters set later (``filterwarnings("ignore", ...)`` in a user's
+    fit) come first and still apply.
+    """
+    global _hook_installed
+    with _hook_lock:
+        if _hook_installed:
+            return
+        original = warnings.showwarning
+
+        def route(message: Any, category: Any, filename: Any, lineno: Any, *rest: Any, **kw: Any):
+            sink = getattr(_sinks, "sink", None)
+            if sink is None:
+                return original(message, category, filename, lineno, *rest, **kw)
+            entry = (category, str(message))
+            if entry not in sink and len(sink) < MAX_WARNINGS:
+                sink.append(entry)
+            return None
+
+        warnings.showwarning = route
+        warnings.simplefilter("always")  # each unit reports its own warnings, not only the first
+        _hook_installed = True
+
 
 @contextlib.contextmanager
 def recorded_warnings(sink: list[tuple[type[Warning], str]]) -> Iterator[None]:
-    """Collect the distinct warnings raised inside into ``sink`` (at most :data:`MAX_WARNINGS`)."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    """Collect the distinct warnings raised inside (in this thread) into ``sink``."""
+    _install_warning_hook()
+    outer = getattr(_sinks, "sink", None)
+    _sinks.sink = sink
+    try:
         yield
-    for w in caught:
-        entry = (w.category, str(w.message))
-        if entry not in sink and len(sink) < MAX_WARNINGS:
-            sink.append(entry)
+    finally:
+        _sinks.sink = outer
 
 
 def _picklable(exc: BaseException) -> BaseException | None:

@@ -19,7 +19,15 @@ __all__ = ["running_for", "kill_worker_process", "WorkerRestart"]
 CALL_TIMEOUT = 10.0
 # How long a restarted worker may take to come back.
 RESTART_WAIT = 120.0
-_ONE_AT_A_TIME = threading.Lock()
+# One restart at a time per cluster (by scheduler address).
+_ONE_AT_A_TIME: dict[str, threading.Lock] = {}
+_LOCKS_LOCK = threading.Lock()
+
+
+def _restart_lock(client: Any) -> threading.Lock:
+    key = str(getattr(getattr(client, "scheduler", None), "address", id(client)))
+    with _LOCKS_LOCK:
+        return _ONE_AT_A_TIME.setdefault(key, threading.Lock())
 
 
 def running_for(prefix: str, dask_worker: Any = None) -> dict[str, float]:
@@ -112,7 +120,7 @@ class WorkerRestart:
                 cluster = None
             # One restart at a time: what a worker holds alone is copied to a worker that stays up
             # (two workers restarted at once would each copy to the other, then both lose it).
-            with _ONE_AT_A_TIME:
+            with _restart_lock(self.client):
                 self._evacuate()
                 self.client.run(
                     kill_worker_process,
