@@ -343,11 +343,7 @@ class SQLiteStore:
         return conn
 
     def _file_identity(self) -> tuple[int, int] | None:
-        try:
-            st = os.stat(self.path)
-        except FileNotFoundError:
-            return None
-        return (st.st_dev, st.st_ino)
+        return _identity(self.path)
 
     def _write_error(self, exc: BaseException) -> StoreWriteError:
         return StoreWriteError(
@@ -392,12 +388,20 @@ class SQLiteStore:
             target = self.path.with_name(f"{self.path.name}.recovered-{stamp}-{os.getpid()}")
         target.parent.mkdir(parents=True, exist_ok=True)  # the folder may have gone too
         staging = target.with_name(f"{target.name}.daskhpo-restore")
+        # The -wal and -shm files at the path are still this connection's. SQLite does not remove
+        # them when it closes a database whose file was unlinked, and left there they would be read
+        # as part of whatever file stands at the path next: removed here, if still the same files.
+        side = [self.path.with_name(self.path.name + suffix) for suffix in ("-wal", "-shm")]
+        ours = {f: _identity(f) for f in side}
         dest = sqlite3.connect(str(staging), isolation_level=None)
         try:
             conn.backup(dest)
         finally:
             dest.close()
-        conn.close()  # the old file's write-ahead log goes with it
+        conn.close()
+        for f, ident in ours.items():
+            if ident is not None and _identity(f) == ident:
+                f.unlink(missing_ok=True)
         os.replace(staging, target)
         what = "was deleted" if now is None else "was replaced by another file"
         where = (
@@ -697,6 +701,15 @@ class SQLiteStore:
         with self._lock:
             if self._conn is not None:
                 self._conn.close()
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of the file at ``path``, or None if there is none."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_dev, st.st_ino)
 
 
 def _dead_here(host: str, pid: int) -> bool:

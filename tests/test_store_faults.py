@@ -67,8 +67,13 @@ def test_replaced_file_is_left_alone_and_the_trials_go_next_to_it(tmp_path):
     path = tmp_path / "runs.db"
     store = SQLiteStore(path, "mine")
     store.append(_result(0))
-    os.remove(path)
-    SQLiteStore(path, "someone-else").append(_result(7))  # a new file now stands there
+    # Another store file is moved over it (mv, cp). Made elsewhere: a new SQLite file created at
+    # the very path while this store's connection is open would share its write-ahead log, which
+    # SQLite cannot keep apart.
+    elsewhere = SQLiteStore(tmp_path / "other.db", "someone-else")
+    elsewhere.append(_result(7))
+    elsewhere.close()
+    os.replace(tmp_path / "other.db", path)
     with pytest.warns(StoreFileWarning, match="was replaced by another file") as rec:
         store.append(_result(1))
     assert len(SQLiteStore(path, "someone-else", create=False)) == 1
