@@ -28,14 +28,7 @@ __all__ = ["HalvingGridSearchCV", "HalvingRandomSearchCV"]
 def _check_settings(search: Any) -> None:
     """scikit-learn's parameter checks (its own wording), then daskhpo's common ones."""
     search._validate_params()
-    search._cluster_target()
-    if not hasattr(search.estimator, "fit"):
-        from .exceptions import InvalidSearchTypeError
-
-        raise InvalidSearchTypeError(
-            f"estimator={search.estimator!r} has no fit method: pass a scikit-learn estimator or "
-            "pipeline."
-        )
+    search._check_target_and_estimator()
 
 
 class HalvingGridSearchCV(_HalvingGrid, BaseSearchCV):

@@ -215,6 +215,20 @@ class SearchRun:
         Models are not stored: a trial promoted after a restart trains again from the start on the
         same blocks in the same order, which gives the model it would have had.
         """
+        latest: dict[tuple[int, int], Result] = {}
+        for record in self._stored_records(store, setup.fingerprint, resume):
+            tid = int(record["trial_id"])
+            params = setup.strategy.restore(tid, record["params"])
+            if params is not None:
+                latest[(tid, int(record.get("rung", 0)))] = result_from_json(record, params)
+        replayed = [latest[k] for k in sorted(latest)]
+        for result in replayed:
+            setup.strategy.tell(result)
+        return replayed
+
+    def _stored_records(self, store: Store, fingerprint: str, resume: bool) -> list[dict[str, Any]]:
+        """The stored trials a fit may resume from (none without ``resume``). Refuses ``resume``
+        without a persistent store, a stored name without ``resume``, and another search's trials."""
         s = self.search
         if not store.persistent:
             if resume:
@@ -232,7 +246,7 @@ class SearchRun:
             )
         if not info["n_trials"]:
             return []
-        if info["fingerprint"] != setup.fingerprint:
+        if info["fingerprint"] != fingerprint:
             hint = ""
             if getattr(s, "random_state", 0) is None:
                 hint = " A randomized search draws new candidates each time unless random_state is set."
@@ -240,16 +254,7 @@ class SearchRun:
                 f"{where} was run on other data, settings or candidates than this fit: resume it "
                 f"with the same ones, or pass another name= to start a new search.{hint}"
             )
-        latest: dict[tuple[int, int], Result] = {}
-        for record in store.records():
-            tid = int(record["trial_id"])
-            params = setup.strategy.restore(tid, record["params"])
-            if params is not None:
-                latest[(tid, int(record.get("rung", 0)))] = result_from_json(record, params)
-        replayed = [latest[k] for k in sorted(latest)]
-        for result in replayed:
-            setup.strategy.tell(result)
-        return replayed
+        return store.records()
 
     def _loop(
         self,
@@ -342,11 +347,7 @@ class SearchRun:
             # until the whole search ends (PushedSearch sets the final status).
             between_calls = self.started and status == "finished"
             if not between_calls:
-                try:
-                    store.set_status(status)
-                except StoreWriteError:
-                    if status == "finished":  # else the error already on its way says more
-                        raise
+                set_final_status(store, status)
             if watch is not None:
                 watch.finish("running" if between_calls else status)
         s.stats_ = {
@@ -438,6 +439,16 @@ class SearchRun:
         if best is None:  # nothing completed (some fits failed, all of them at the best budget)
             best = best_position(rows, "all", scores=scores) or 0
         return int(best)
+
+
+def set_final_status(store: Store, status: str) -> None:
+    """Record how a search ended. When the store cannot be written and the search failed anyway,
+    the error already on its way says more than this one would."""
+    try:
+        store.set_status(status)
+    except StoreWriteError:
+        if status == "finished":
+            raise
 
 
 def claim(store: Store) -> None:
@@ -666,11 +677,7 @@ class PushedSearch:
                 if self.executor is not None:
                     self.executor.close()
             finally:
-                try:
-                    store.set_status(status)
-                except StoreWriteError:
-                    if status == "finished":  # else the error already on its way says more
-                        raise
+                set_final_status(store, status)
         if run.callbacks is not None:
             run.callbacks.finish()
         return s
@@ -686,26 +693,8 @@ class PushedSearch:
         return total
 
     def _stored(self, store: Store, resume: bool) -> dict[int, dict[str, Any]]:
-        s = self.run.search
-        if not store.persistent:
-            if resume:
-                raise InvalidSearchError(
-                    "resume=True needs a stored search: pass storage='sqlite:///path.db' (and name=) "
-                    "to the search that is to be resumed."
-                )
-            return {}
-        info = store.info()
-        if info["n_trials"] and not resume:
-            raise InvalidSearchError(
-                f"{s.storage} (search {store.name!r}) already holds {info['n_trials']} trials: pass "
-                "resume=True to fit to continue it, or another name= to start a new search."
-            )
-        if info["n_trials"] and info["fingerprint"] != self.fingerprint:
-            raise InvalidSearchError(
-                f"{s.storage} (search {store.name!r}) was run on other data or settings than this "
-                "fit: resume it with the same ones, or pass another name= to start a new search."
-            )
-        return {int(r["trial_id"]): r for r in store.records()} if info["n_trials"] else {}
+        records = self.run._stored_records(store, self.fingerprint, resume)
+        return {int(r["trial_id"]): r for r in records}
 
     def evaluate(
         self,
@@ -762,16 +751,15 @@ class PushedSearch:
                 strategy.tell(result)
                 replayed.append(result)
         self.n_stored_reused += len(replayed)
+        n = len(candidates)
         setup = Setup(
-            strategy=strategy, work=work, fingerprint=self.fingerprint, settings={}, header=""
+            strategy=strategy,
+            work=work,
+            fingerprint=self.fingerprint,
+            settings={},
+            header=f"Fitting {len(folds)} folds for each of {n} candidates, totalling "
+            f"{n * len(folds)} fits",  # printed by the loop when verbose
         )
-        if s.verbose > 0:
-            n = len(candidates)
-            print(
-                f"Fitting {len(folds)} folds for each of {n} candidates, totalling "
-                f"{n * len(folds)} fits",
-                file=sys.stderr,
-            )
         batch = run._loop(
             setup,
             self.store,

@@ -111,16 +111,20 @@ class _DaskSearchMixin(_SklearnBaseSearchCV):
     _strict_params: frozenset[str] = frozenset({"n_candidates"})
 
     def _check_settings(self) -> None:
-        self._cluster_target()
-        if not hasattr(self.estimator, "fit"):
-            raise InvalidSearchTypeError(
-                f"estimator={self.estimator!r} has no fit method: pass a scikit-learn estimator or pipeline."
-            )
+        self._check_target_and_estimator()
         # Every constructor parameter that has a declaration, in the order of the declarations.
         own = set(self._get_param_names())
         for name in PARAMETERS:
             if name in own:
                 check(name, getattr(self, name), strict=name in self._strict_params)
+
+    def _check_target_and_estimator(self) -> None:
+        """What every search checks first: one cluster target at most, an estimator that fits."""
+        self._cluster_target()
+        if not hasattr(self.estimator, "fit"):
+            raise InvalidSearchTypeError(
+                f"estimator={self.estimator!r} has no fit method: pass a scikit-learn estimator or pipeline."
+            )
 
     def _n_candidates(self) -> Any:
         """``n_candidates``, or the value of its deprecated alias ``n_trials`` when that was given."""

@@ -557,14 +557,14 @@ class SQLiteStore:
         heartbeat thread renew; a crashed owner's lease runs out after ``lease_seconds``, and then a
         ``resume=True`` fit takes the search over.
         """
-        import socket
         import uuid
 
         if self._heartbeat is not None:  # claimed before by this object: start afresh
             self._heartbeat.set()
             self._heartbeat = None
         seconds = max(1.0, float(os.environ.get("DASKHPO_LEASE_SECONDS", self.lease_seconds)))
-        owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        host, pid = _this_process()
+        owner = f"{host}:{pid}:{uuid.uuid4().hex[:8]}"
         now = time.time()
         with self._write() as conn:
             row = conn.execute(
@@ -587,7 +587,7 @@ class SQLiteStore:
             conn.execute(
                 "INSERT OR REPLACE INTO leases (name, owner, host, pid, expires) VALUES "
                 "(?, ?, ?, ?, ?)",
-                (self.name, owner, socket.gethostname(), os.getpid(), now + seconds),
+                (self.name, owner, host, pid, now + seconds),
             )
         self._owner, self._lease = owner, seconds
         stop = threading.Event()
@@ -622,7 +622,7 @@ class SQLiteStore:
             if row is None:  # nobody holds it: take it again
                 conn.execute(
                     "INSERT INTO leases (name, owner, host, pid, expires) VALUES (?, ?, ?, ?, ?)",
-                    (self.name, self._owner, *self._me(), time.time() + self._lease),
+                    (self.name, self._owner, *_this_process(), time.time() + self._lease),
                 )
                 return
             self._lost = (
@@ -631,12 +631,6 @@ class SQLiteStore:
                 f"than {self._lease:g} s); this process stops so that no trial runs twice."
             )
             raise SearchClaimedError(self._lost)
-
-    @staticmethod
-    def _me() -> tuple[str, int]:
-        import socket
-
-        return socket.gethostname(), os.getpid()
 
     def release(self) -> None:
         """Give the name back (the search ended, however it ended)."""
@@ -712,12 +706,18 @@ def _identity(path: Path) -> tuple[int, int] | None:
     return (st.st_dev, st.st_ino)
 
 
+def _this_process() -> tuple[str, int]:
+    """(host name, process id) of this process, as a claim records its owner."""
+    import socket
+
+    return socket.gethostname(), os.getpid()
+
+
 def _dead_here(host: str, pid: int) -> bool:
     """Whether a claim's owner was a process on this machine that no longer exists (a killed
     driver): its claim is then over at once, without waiting for it to run out."""
-    import socket
-
-    if host != socket.gethostname() or pid == os.getpid():
+    here, me = _this_process()
+    if host != here or pid == me:
         return False
     try:
         os.kill(pid, 0)

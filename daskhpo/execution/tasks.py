@@ -283,6 +283,8 @@ def _install_warning_hook() -> None:
     fit) come first and still apply.
     """
     global _hook_installed
+    if _hook_installed:  # every unit comes here: no lock once it is done
+        return
     with _hook_lock:
         if _hook_installed:
             return
