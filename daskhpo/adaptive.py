@@ -261,6 +261,9 @@ class _AdaptiveSearchCV(_DaskSearchMixin):
                 error_score=self.error_score,
                 config=sklearn.get_config(),
             )
+            work.content = self._unit_content(
+                X, y, fit_params, {}, resource, repr(work.subsample_seed)
+            )
         data_token = X.name if is_dask_collection(X) and hasattr(X, "name") else tokenize(X)
         fingerprint = tokenize(
             data_token,
@@ -382,6 +385,8 @@ _COMMON_PARAMS: tuple[tuple[str, Any], ...] = (
     ("cluster", None),
     ("storage", None),
     ("name", None),
+    ("reuse", True),
+    ("reuse_failures", False),
 )
 
 

@@ -64,9 +64,15 @@ class BayesSearchCV(_DaskSearchMixin):
     random_state : int, RandomState, Generator or None
         Seeds the sampler. The suggestion for trial ``i`` depends on this seed, ``i`` and the results
         told before it was asked.
-    client, cluster, storage, name, trial_timeout
+    client, cluster, storage, name, reuse, reuse_failures, trial_timeout
         As in :class:`~daskhpo.GridSearchCV`. A trial with a fold stopped by ``trial_timeout`` is
         failed, and told to the sampler as failed.
+    warm_start : bool
+        Before the first suggestion, tell the sampler every configuration of this search space that
+        an earlier search in ``storage`` (any name, any search type) evaluated on every fold with the
+        same data, folds, estimator, scoring and package versions, with its scores. They guide the
+        sampler and are counted in ``stats_["warm_start_trials"]``; they are not rows of
+        ``cv_results_``, and a suggestion equal to one of them is taken from the unit cache.
 
     Attributes
     ----------
@@ -139,6 +145,9 @@ class BayesSearchCV(_DaskSearchMixin):
         cluster: Any = None,
         storage: Any = None,
         name: str | None = None,
+        reuse: Any = True,
+        reuse_failures: bool = False,
+        warm_start: bool = False,
         trial_timeout: float | None = None,
     ) -> None:
         super().__init__(
@@ -164,6 +173,9 @@ class BayesSearchCV(_DaskSearchMixin):
         self.cluster = cluster
         self.storage = storage
         self.name = name
+        self.reuse = reuse
+        self.reuse_failures = reuse_failures
+        self.warm_start = warm_start
         self.trial_timeout = trial_timeout
 
     # -- what to optimize -------------------------------------------------------------------------
@@ -212,6 +224,19 @@ class BayesSearchCV(_DaskSearchMixin):
         if len({n for n, _ in out}) != len(out):
             raise InvalidSearchError(f"directions={d!r} names an objective twice.")
         return out
+
+    _extension_names = ("n_candidates",)
+
+    def _extended_settings(self, changes: Mapping[str, Any]) -> dict[str, Any]:
+        from .search import larger_count
+
+        total = larger_count(
+            "n_candidates", self._n_candidates(), changes["n_candidates"], type(self)
+        )
+        old = getattr(self, "n_trials", "deprecated")
+        if not (isinstance(old, str) and old == "deprecated"):  # counted by the old name
+            return {"n_trials": total}
+        return {"n_candidates": total}
 
     def _make_strategy(self) -> BayesStrategy:
         objectives = self._objectives()

@@ -59,6 +59,8 @@ class HalvingGridSearchCV(_HalvingGrid, BaseSearchCV):
         cluster: Any = None,
         storage: Any = None,
         name: str | None = None,
+        reuse: Any = True,
+        reuse_failures: bool = False,
     ) -> None:
         _HalvingGrid.__init__(
             self,
@@ -82,6 +84,8 @@ class HalvingGridSearchCV(_HalvingGrid, BaseSearchCV):
         self.cluster = cluster
         self.storage = storage
         self.name = name
+        self.reuse = reuse
+        self.reuse_failures = reuse_failures
 
     def _check_settings(self) -> None:
         _check_settings(self)
@@ -114,6 +118,8 @@ class HalvingRandomSearchCV(_HalvingRandom, BaseSearchCV):
         cluster: Any = None,
         storage: Any = None,
         name: str | None = None,
+        reuse: Any = True,
+        reuse_failures: bool = False,
     ) -> None:
         _HalvingRandom.__init__(
             self,
@@ -138,6 +144,8 @@ class HalvingRandomSearchCV(_HalvingRandom, BaseSearchCV):
         self.cluster = cluster
         self.storage = storage
         self.name = name
+        self.reuse = reuse
+        self.reuse_failures = reuse_failures
 
     def _check_settings(self) -> None:
         _check_settings(self)

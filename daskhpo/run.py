@@ -20,6 +20,7 @@ evaluate, the run does the rest.
 from __future__ import annotations
 
 import inspect
+import json
 import sys
 import time
 import warnings
@@ -34,6 +35,7 @@ from .callbacks import SearchCallbacks, management
 from .cluster import get_client
 from .exceptions import FitFailedError, InvalidSearchError
 from .execution.base import Executor, make_executor
+from .execution.executor import UnitKeys, prime_cache, unit_context_of
 from .execution.tasks import UnitOutcome
 from .execution.work import CrossValWork, StreamWork
 from .progress import ProgressBar
@@ -45,7 +47,8 @@ from .results import (
     latest_evaluations,
     metric_names,
 )
-from .store import Claiming, Store, StoreWriteError, open_store, result_from_json
+from .reuse import ReusePolicy, versions_of
+from .store import Claiming, Store, StoreWriteError, UnitCache, open_store, result_from_json
 from .strategies.base import (
     Counting,
     Describing,
@@ -55,9 +58,10 @@ from .strategies.base import (
     Result,
     SlotAware,
     Strategy,
+    WarmStarting,
 )
 from .strategies.candidates import CandidateList
-from .tuner import Tuner
+from .tuner import Tuner, result_from_outcomes
 
 __all__ = ["FitInput", "Setup", "SearchRun"]
 
@@ -131,9 +135,22 @@ class SearchRun:
         self.executor_factory = executor_factory
 
     # -- the sequence ---------------------------------------------------------------------------
-    def fit(self, X: Any, y: Any, *, resume: bool, params: Mapping[str, Any]) -> Any:
+    def fit(
+        self,
+        X: Any,
+        y: Any,
+        *,
+        resume: bool,
+        params: Mapping[str, Any],
+        previous: Store | None = None,
+    ) -> Any:
+        """Run the search. ``previous``: the store of the fit this one extends (``search.extend``):
+        its trials are carried over instead of computed again."""
+        self.previous = previous
         with management(self.search):  # scikit-learn callbacks' teardown, however fit ends
             return self._fit(X, y, resume=resume, params=params)
+
+    previous: Store | None = None
 
     def _fit(self, X: Any, y: Any, *, resume: bool, params: Mapping[str, Any]) -> Any:
         s = self.search
@@ -164,7 +181,17 @@ class SearchRun:
         store = self._open_store(setup.name_prefix, setup.fingerprint)
         claim(store)  # no other process runs this search while this one does
         try:
-            replayed = self._replay(store, setup, resume)
+            carried: list[Result] = []
+            self._warm_start(store, setup, data.refit_metric)
+            if self.previous is not None:
+                carried = self._carry_over(self.previous, store, setup)
+                replayed = [r for r in carried if not isinstance(setup.strategy, Enumerated)]
+            else:
+                replayed = self._replay(store, setup, resume)
+            candidates = (
+                setup.strategy.candidates if isinstance(setup.strategy, Enumerated) else None
+            )
+            self._attach_reuse(setup.work, store, carried if candidates else (), candidates)
             executor, n_slots, client = self._executor(setup.work, strategy=setup.strategy)
             try:
                 rows = self._loop(setup, store, executor, replayed, n_slots, refit_metric, client)
@@ -209,6 +236,98 @@ class SearchRun:
             strategy.set_slots(n_slots)
         return executor, n_slots, client
 
+    def _attach_reuse(
+        self,
+        work: Any,
+        store: Store,
+        carried: Sequence[Result] = (),
+        candidates: Sequence[Mapping[str, Any]] | None = None,
+    ) -> None:
+        """Let the executor take units from the store's unit cache (and from ``carried``: the trials
+        of the fit being extended, whose folds are this fit's own)."""
+        if not isinstance(work, CrossValWork) or work.content is None:
+            return
+        s = self.search
+        policy = ReusePolicy(
+            getattr(s, "reuse", True), getattr(s, "reuse_failures", False), search=store.name
+        )
+        keeps = isinstance(store, UnitCache) and getattr(store, "keeps_units", True)
+        cache: Any = store if keeps else None
+        versions = versions_of(s.estimator, s.scoring)
+        if carried and candidates:
+            cache = prime_cache(carried, candidates, work, policy, versions, cache)
+        if cache is not None:
+            work.reuse = (cache, policy, versions)
+
+    def _warm_start(self, store: Store, setup: Setup, refit_metric: Any) -> None:
+        """Tell a warm-starting strategy what other searches in the store evaluated on this data
+        with these folds, estimator, scoring and versions (``warm_start=True``)."""
+        s = self.search
+        if not getattr(s, "warm_start", False) or not isinstance(setup.strategy, WarmStarting):
+            return
+        context = unit_context_of(setup.work)
+        keeps = isinstance(store, UnitCache) and getattr(store, "keeps_units", True)
+        if context is None or not keeps or not isinstance(setup.work, CrossValWork):
+            raise InvalidSearchError(
+                f"{type(s).__name__}(warm_start=True) learns from earlier searches in storage=: "
+                "pass storage='sqlite:///runs.db' (or a MemoryStore shared with those searches)."
+            )
+        n_folds = len(setup.work.folds)
+        metric = refit_metric if isinstance(refit_metric, str) else None
+        by_params: dict[str, dict[int, dict[str, Any]]] = {}
+        assert isinstance(store, UnitCache)
+        for row in store.units_for_context(context):
+            if row.get("search") == store.name or row["status"] != "ok":
+                continue
+            data = row["data"]
+            text = json.dumps(data["params"], sort_keys=True)
+            by_params.setdefault(text, {})[int(data["fold"])] = row
+        results = []
+        for folds in by_params.values():
+            if len(folds) != n_folds:
+                continue  # not evaluated on every fold
+            outcomes = [UnitKeys.outcome("", folds[f]) for f in range(n_folds)]
+            params = folds[0]["data"]["params"]
+            results.append(result_from_outcomes(Job(-1, params), outcomes, metric))
+        setup.strategy.warm(results)
+
+    def _carry_over(self, previous: Store, store: Store, setup: Setup) -> list[Result]:
+        """The trials of the fit that ``search.extend`` continues (see :meth:`fit`).
+
+        Refused when the data, folds or settings differ from that fit's: its scores would not be
+        this search's. A candidate list (grid, random) gets them through the unit cache, by their
+        parameters; another strategy (Bayes) is told them, under their own trial ids.
+        """
+        s = self.search
+        info = previous.info()
+        before = info["spec"].get("unit_context")
+        now = unit_context_of(setup.work)
+        if before is None or now is None or before != now:
+            raise InvalidSearchError(
+                f"{type(s).__name__}.extend: the data, folds, fit parameters or settings differ "
+                "from those of the fit being extended (pass the same X, y and fit parameters), or "
+                "the fit was made by an older daskhpo; call fit() to search from scratch."
+            )
+        records = previous.records()
+        reset = getattr(store, "reset", None)
+        if len(store) and reset is not None:  # extended under its own name: it is rewritten
+            reset()
+        carried = []
+        for record in records:
+            tid = int(record["trial_id"])
+            if isinstance(setup.strategy, Enumerated):
+                carried.append(result_from_json(record))
+                continue
+            params = setup.strategy.restore(tid, record["params"])
+            if params is not None:
+                result = result_from_json(record, params)
+                carried.append(result)
+        if not isinstance(setup.strategy, Enumerated):
+            for result in carried:
+                setup.strategy.tell(result)
+                store.append(result)
+        return carried
+
     def _replay(self, store: Store, setup: Setup, resume: bool) -> list[Result]:
         """The stored evaluations of this very search, told to the fresh strategy (``resume``).
 
@@ -239,6 +358,12 @@ class SearchRun:
             return []
         info = store.info()
         where = f"{getattr(s, 'storage', None)} (search {store.name!r})"
+        reset = getattr(store, "reset", None)
+        if info["n_trials"] and not resume and getattr(s, "name", None) is None and reset:
+            # The same search again under its default name (a notebook cell run twice): it runs
+            # again from the start, and every fit it made before comes back from the unit cache.
+            reset()
+            return []
         if info["n_trials"] and not resume:
             raise InvalidSearchError(
                 f"{where} already holds {info['n_trials']} trials: pass resume=True to fit to "
@@ -308,6 +433,9 @@ class SearchRun:
                     executor.release([t for t in finished if t != keep])
 
         metric = refit_metric if isinstance(refit_metric, str) else None
+        context = unit_context_of(setup.work)
+        if context is not None:
+            setup.settings["unit_context"] = context
         if not self.started:
             store.start(setup.settings, setup.fingerprint)
         status = "interrupted"
@@ -610,7 +738,17 @@ class PushedSearch:
             k: v
             for k, v in s.get_params(deep=False).items()
             if k
-            not in ("client", "cluster", "storage", "name", "verbose", "n_jobs", "pre_dispatch")
+            not in (
+                "client",
+                "cluster",
+                "storage",
+                "name",
+                "verbose",
+                "n_jobs",
+                "pre_dispatch",
+                "reuse",
+                "reuse_failures",
+            )
         }
         self.fingerprint = tokenize(
             s._data_token(X),
@@ -724,6 +862,7 @@ class PushedSearch:
             )
         s._check_param_names(candidates)
         work = s._crossval_work(data, folds, candidates)
+        run._attach_reuse(work, self.store)
         # Calls differ in how many candidates share a pipeline prefix, and one executor serves
         # several calls: shared prefixes are counted by the units that wait for them instead.
         work.prefix_demand = None

@@ -35,6 +35,7 @@ from .exceptions import InvalidSearchError, InvalidSearchTypeError
 from .execution.executor import params_token
 from .execution.work import CrossValWork
 from .registry import register_search
+from .reuse import check_reuse, estimator_form, versions_of
 from .run import FitInput, SearchRun, Setup
 from .space import describe_space
 from .strategies.base import Describing, Enumerated, Result
@@ -74,6 +75,37 @@ def _pipeline_prefix(estimator: Any) -> Any:
         return out
 
     return prefix
+
+
+def larger_count(name: str, now: Any, new: Any, cls: type) -> int:
+    """``new``, checked to be a whole number larger than the search's ``now``."""
+    if not isinstance(new, numbers.Integral) or isinstance(new, bool) or new <= now:
+        raise InvalidSearchError(
+            f"{cls.__name__}.extend: {name}={new!r}: give the new total, a whole number larger "
+            f"than the {now} of the fitted search."
+        )
+    return int(new)
+
+
+def extended_grid(grid: Any, more: Any) -> Any:
+    """``grid`` with ``more``: a dict adds values to the grid's parameters (values already there are
+    skipped); for a list of grids, or a dict with other parameters, ``more`` is one more grid."""
+    from .store import plain_value
+
+    def same(a: Any, b: Any) -> bool:
+        return bool(plain_value(a) == plain_value(b))
+
+    if isinstance(grid, Mapping) and isinstance(more, Mapping) and set(more) <= set(grid):
+        out = {k: list(v) for k, v in grid.items()}
+        for k, values in more.items():
+            if isinstance(values, str) or not isinstance(values, Sequence):
+                raise InvalidSearchError(
+                    f"extend: param_grid[{k!r}]={values!r}: give a list of values to add."
+                )
+            out[k] += [v for v in values if not any(same(v, w) for w in out[k])]
+        return out
+    grids = [grid] if isinstance(grid, Mapping) else list(grid)
+    return [*grids, *([more] if isinstance(more, Mapping) else list(more))]
 
 
 class _DaskSearchMixin(_SklearnBaseSearchCV):
@@ -117,6 +149,7 @@ class _DaskSearchMixin(_SklearnBaseSearchCV):
         for name in PARAMETERS:
             if name in own:
                 check(name, getattr(self, name), strict=name in self._strict_params)
+        check_reuse(getattr(self, "reuse", True), getattr(self, "reuse_failures", False))
 
     def _check_target_and_estimator(self) -> None:
         """What every search checks first: one cluster target at most, an estimator that fits."""
@@ -310,6 +343,66 @@ class _DaskSearchMixin(_SklearnBaseSearchCV):
         """
         return SearchRun(self).fit(X, y, resume=resume, params=params)
 
+    def extend(self, X: Any, y: Any = None, **params: Any) -> Any:
+        """Search further from a finished fit, computing only the new candidates.
+
+        Give the same ``X``, ``y`` and fit parameters as to ``fit``, and what to add:
+        ``n_iter=`` (a larger total) for :class:`RandomizedSearchCV`, ``param_grid=`` (values added
+        to the grid's parameters, or more grids) for :class:`GridSearchCV`, ``n_candidates=`` (a
+        larger total) for :class:`~daskhpo.BayesSearchCV`. Every (candidate, fold) this fit
+        computed is kept, deterministic or not; ``cv_results_`` then equals a fit of the extended
+        search (scikit-learn's, on deterministic estimators), and ``best_*`` and the refit follow.
+        A seeded random search's first ``n_iter`` candidates are the same whatever ``n_iter`` is
+        (when one of its distributions is continuous, as in scikit-learn), so only the new ones run;
+        a Bayesian search is told its finished trials before it asks for more.
+
+        Parameters
+        ----------
+        X, y
+            The data of the fit being extended.
+        **params
+            The extension (``n_iter``, ``param_grid`` or ``n_candidates``); the other keywords go
+            to the estimator's ``fit`` as in :meth:`fit`.
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        InvalidSearchError
+            Before any work: the search was not fitted, the extension is not one this search
+            takes, it would shrink the search, or the data differ from the fit's.
+        """
+        if not hasattr(self, "store_") or not hasattr(self, "cv_results_"):
+            raise InvalidSearchError(
+                f"{type(self).__name__}.extend: this search was not fitted; call fit(X, y) first."
+            )
+        changes = {k: params.pop(k) for k in self._extension_names if k in params}
+        if not changes:
+            names = " or ".join(f"{n}=" for n in self._extension_names) or "nothing"
+            raise InvalidSearchError(
+                f"{type(self).__name__}.extend: say what to add ({names})."
+                if self._extension_names
+                else f"{type(self).__name__}.extend: this search cannot be extended; fit a new "
+                "search over the larger space (with storage=, every fit made before is reused)."
+            )
+        new = self._extended_settings(changes)
+        old = {k: getattr(self, k) for k in new}
+        self.set_params(**new)
+        try:
+            return SearchRun(self).fit(X, y, resume=False, params=params, previous=self.store_)
+        except InvalidSearchError:
+            self.set_params(**old)  # refused before any work: the fitted search is as it was
+            raise
+
+    #: The keywords :meth:`extend` takes for this search (none: it cannot be extended).
+    _extension_names: tuple[str, ...] = ()
+
+    def _extended_settings(self, changes: Mapping[str, Any]) -> dict[str, Any]:
+        """The constructor settings of the extended search (``changes``: what ``extend`` got)."""
+        raise NotImplementedError
+
     def _setup(self, data: FitInput) -> Setup:
         """What this search evaluates: its strategy and work (see :class:`daskhpo.run.Setup`)."""
         strategy = self._make_strategy()
@@ -331,7 +424,11 @@ class _DaskSearchMixin(_SklearnBaseSearchCV):
         return Setup(
             strategy=strategy,
             work=work,
-            fingerprint=tokenize(token, strategy.signature()),
+            fingerprint=tokenize(
+                token,
+                strategy.signature(),
+                *(["warm"] if getattr(self, "warm_start", False) else []),
+            ),
             settings=self._spec(n_planned, len(folds)),
             best_rule="all",
             name_prefix=type(self.estimator).__name__,
@@ -376,6 +473,7 @@ class _DaskSearchMixin(_SklearnBaseSearchCV):
             data.score_params,
             bool(self.return_train_score),
         )
+        content = self._unit_content(X, y, data.fit_params, data.score_params)
         prefix, demand = self._prefix_sharing(candidates, data.fit_params)
         return CrossValWork(
             X=X,
@@ -393,6 +491,32 @@ class _DaskSearchMixin(_SklearnBaseSearchCV):
             prefix_demand=demand,
             error_score=self.error_score,
             config=sklearn.get_config(),
+            content=content,
+        )
+
+    def _unit_content(
+        self,
+        X: Any,
+        y: Any,
+        fit_params: Mapping[str, Any],
+        score_params: Mapping[str, Any],
+        *extra: Any,
+    ) -> tuple[Any, ...]:
+        """Everything a unit's scores depend on but its candidate and fold, as plain data (the base
+        of its key in the store's unit cache; see :mod:`daskhpo.reuse`)."""
+        versions = versions_of(self.estimator, self.scoring)
+        return (
+            self._data_token(X),
+            tokenize(y),
+            estimator_form(self.estimator),
+            tokenize(self.scoring),
+            tokenize(dict(fit_params)),
+            tokenize(dict(score_params)),
+            bool(self.return_train_score),
+            repr(self.error_score),
+            sorted(sklearn.get_config().items()),
+            sorted(versions.items()),
+            *extra,
         )
 
     def _prefix_sharing(
@@ -524,6 +648,8 @@ class BaseSearchCV(_DaskSearchMixin):
         cluster: Any = None,
         storage: Any = None,
         name: str | None = None,
+        reuse: Any = True,
+        reuse_failures: bool = False,
     ) -> None:
         super().__init__(
             estimator=estimator,
@@ -540,6 +666,8 @@ class BaseSearchCV(_DaskSearchMixin):
         self.cluster = cluster
         self.storage = storage
         self.name = name
+        self.reuse = reuse
+        self.reuse_failures = reuse_failures
 
 
 @register_search("grid")
@@ -574,7 +702,17 @@ class GridSearchCV(_DaskSearchMixin):
         the search after a crash without recomputing them.
     name : str, optional
         The search's name in ``storage``; by default the estimator's class and a fingerprint of the
-        data, settings and candidates, so that the same search finds itself again.
+        data, settings and candidates, so that the same search finds itself again (rerun without a
+        name, a finished search is run again, every fit coming from the unit cache).
+    reuse : bool or "all"
+        Take (candidate, fold) fits from the store's unit cache instead of computing them again,
+        whichever earlier search in ``storage`` (any name) made them: a fit is found only for the
+        same data, fold, estimator and parameters, scoring and package versions (see
+        :mod:`daskhpo.reuse`). True (default): fits of deterministic estimators only; ``"all"``:
+        also estimators whose ``random_state`` is not fixed; False: compute everything. What is
+        computed is stored either way. ``stats_["units_reused"]`` counts the fits taken.
+    reuse_failures : bool
+        Take failed fits from the cache too (by default they are fitted again).
     trial_timeout : float, optional
         Seconds one fit (one candidate on one fold, with its scoring) may run. A fit running longer
         is stopped and recorded as failed with a text saying it timed out (so ``error_score``
@@ -623,6 +761,8 @@ class GridSearchCV(_DaskSearchMixin):
         cluster: Any = None,
         storage: Any = None,
         name: str | None = None,
+        reuse: Any = True,
+        reuse_failures: bool = False,
         trial_timeout: float | None = None,
     ) -> None:
         super().__init__(
@@ -641,10 +781,17 @@ class GridSearchCV(_DaskSearchMixin):
         self.cluster = cluster
         self.storage = storage
         self.name = name
+        self.reuse = reuse
+        self.reuse_failures = reuse_failures
         self.trial_timeout = trial_timeout
 
     def _make_strategy(self) -> CandidateList:
         return GridStrategy(self.param_grid)
+
+    _extension_names = ("param_grid",)
+
+    def _extended_settings(self, changes: Mapping[str, Any]) -> dict[str, Any]:
+        return {"param_grid": extended_grid(self.param_grid, changes["param_grid"])}
 
 
 @register_search("random")
@@ -679,6 +826,8 @@ class RandomizedSearchCV(_DaskSearchMixin):
         cluster: Any = None,
         storage: Any = None,
         name: str | None = None,
+        reuse: Any = True,
+        reuse_failures: bool = False,
         trial_timeout: float | None = None,
     ) -> None:
         super().__init__(
@@ -699,7 +848,20 @@ class RandomizedSearchCV(_DaskSearchMixin):
         self.cluster = cluster
         self.storage = storage
         self.name = name
+        self.reuse = reuse
+        self.reuse_failures = reuse_failures
         self.trial_timeout = trial_timeout
 
     def _make_strategy(self) -> CandidateList:
         return RandomStrategy(self.param_distributions, self.n_iter, self.random_state)
+
+    _extension_names = ("n_iter",)
+
+    def _extended_settings(self, changes: Mapping[str, Any]) -> dict[str, Any]:
+        if self.random_state is None or not isinstance(self.random_state, numbers.Integral):
+            raise InvalidSearchError(
+                f"RandomizedSearchCV.extend: random_state={self.random_state!r} draws other "
+                "candidates each time, so the first ones cannot be kept: fit a search with an "
+                "integer random_state to extend it."
+            )
+        return {"n_iter": larger_count("n_iter", self.n_iter, changes["n_iter"], type(self))}

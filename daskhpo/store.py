@@ -5,6 +5,11 @@ library ``sqlite3``, WAL mode) that holds many named searches: one row per searc
 fingerprint of what it ran on, its status) and one row per finished trial, all as JSON text, never
 pickle, so opening a store runs no code. Several processes may append to one file at once.
 
+Both also keep a *unit cache* (:class:`UnitCache`): the outcome of every (candidate, fold) fit under
+a key made from its content (data, folds, estimator, candidate, scoring, versions), shared by every
+search in the store whatever its name, so that a search never computes again what an earlier one did
+(see :mod:`daskhpo.reuse`). The store only compares keys: it never runs code to decide.
+
 Both implement the whole :class:`Store` protocol and both pickle (a fitted search keeps its store):
 a :class:`MemoryStore` with its results, a :class:`SQLiteStore` as its path and name, reopening the
 file on first use after unpickling.
@@ -34,6 +39,8 @@ __all__ = [
     "SQLiteStore",
     "StoreVersionError",
     "StoreNotFoundError",
+    "UnitCache",
+    "MemoryUnits",
     "open_store",
     "result_to_json",
     "result_from_json",
@@ -109,6 +116,120 @@ class Claiming(Protocol):
         """Give the name back (the search ended)."""
 
 
+@runtime_checkable
+class UnitCache(Protocol):
+    """Outcomes of single (candidate, fold) fits, by content key, shared by a store's searches.
+
+    A row is a dict with ``key``, ``context`` (a token of everything but the candidate and the fold),
+    ``status`` (``"ok"`` or ``"failed"``), ``deterministic`` (bool), ``versions`` (package versions the
+    key was made with), ``search`` (the name that computed it) and ``data`` (JSON-safe: params, fold,
+    scores, times, error text).
+    """
+
+    def units_get(self, keys: list[str]) -> dict[str, dict[str, Any]]:
+        """The stored rows among ``keys`` (a hit is counted for each)."""
+        ...
+
+    def units_put(self, rows: list[dict[str, Any]]) -> None:
+        """Store rows (a row with a key already there replaces it)."""
+        ...
+
+    def units_for_context(self, context: str) -> list[dict[str, Any]]:
+        """Every row of one context, oldest first (what a warm start reads)."""
+        ...
+
+    def units_summary(self) -> list[dict[str, Any]]:
+        """Rows counted by versions and status: versions, status, units, hits, bytes, newest."""
+        ...
+
+    def units_prune(
+        self, *, keep_versions: Mapping[str, str] | None = None, older_than: float | None = None
+    ) -> int:
+        """Delete rows made with other package versions than ``keep_versions`` (for every package
+        both name) or not used since the time ``older_than``; both None: every row. Returns how many."""
+        ...
+
+
+def _stale(versions: Mapping[str, str], keep: Mapping[str, str]) -> bool:
+    return any(keep[k] != v for k, v in versions.items() if k in keep)
+
+
+class MemoryUnits:
+    """The unit cache of in-memory stores: a dict, shared by the stores made from one another (a
+    search's ``extend`` gives its new store the old one's units)."""
+
+    def __init__(self) -> None:
+        self._rows: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict[str, Any]:
+        with self._lock:
+            return {"_rows": dict(self._rows)}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._rows = state["_rows"]
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def units_get(self, keys: list[str]) -> dict[str, dict[str, Any]]:
+        now = time.time()
+        with self._lock:
+            found = {k: self._rows[k] for k in keys if k in self._rows}
+            for row in found.values():
+                row["hits"] = row.get("hits", 0) + 1
+                row["used"] = now
+        return {k: dict(v) for k, v in found.items()}
+
+    def units_put(self, rows: list[dict[str, Any]]) -> None:
+        now = time.time()
+        with self._lock:
+            for row in rows:
+                self._rows[row["key"]] = {**row, "created": now, "used": now, "hits": 0}
+
+    def units_for_context(self, context: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(r) for r in self._rows.values() if r["context"] == context]
+
+    def units_summary(self) -> list[dict[str, Any]]:
+        groups: dict[tuple[str, str], dict[str, Any]] = {}
+        with self._lock:
+            for r in self._rows.values():
+                versions = json.dumps(r["versions"], sort_keys=True)
+                g = groups.setdefault(
+                    (versions, r["status"]),
+                    {
+                        "versions": r["versions"],
+                        "status": r["status"],
+                        "units": 0,
+                        "hits": 0,
+                        "bytes": 0,
+                        "newest": 0.0,
+                    },
+                )
+                g["units"] += 1
+                g["hits"] += r.get("hits", 0)
+                g["bytes"] += len(json.dumps(r["data"]))
+                g["newest"] = max(g["newest"], r.get("created", 0.0))
+        return list(groups.values())
+
+    def units_prune(
+        self, *, keep_versions: Mapping[str, str] | None = None, older_than: float | None = None
+    ) -> int:
+        with self._lock:
+            doomed = [
+                k
+                for k, r in self._rows.items()
+                if (keep_versions is None and older_than is None)
+                or (keep_versions is not None and _stale(r["versions"], keep_versions))
+                or (older_than is not None and r.get("used", 0.0) < older_than)
+            ]
+            for k in doomed:
+                del self._rows[k]
+        return len(doomed)
+
+
 class MemoryStore:
     """One search's results kept in a Python list, safe to read from another thread while a search
     appends. Not persistent: nothing outlives the process (a pickled store keeps its results).
@@ -117,12 +238,22 @@ class MemoryStore:
     ----------
     name : str
         The search's name.
+    units : MemoryUnits, optional
+        The unit cache to use (another store's, to share what it computed); a new one by default.
+    keep_units : bool
+        Keep a unit cache at all. ``storage=None`` makes stores without one, so that a search's
+        memory holds only its results; a store made by the user and passed as ``storage=`` to
+        several searches keeps one, and they reuse one another's fits.
     """
 
     persistent = False
 
-    def __init__(self, name: str = "default") -> None:
+    def __init__(
+        self, name: str = "default", *, units: MemoryUnits | None = None, keep_units: bool = True
+    ) -> None:
         self.name = name
+        self.keeps_units = keep_units
+        self.units = units if units is not None else MemoryUnits()
         self._results: list[Result] = []
         self._lock = threading.Lock()
         now = time.time()
@@ -198,6 +329,32 @@ class MemoryStore:
 
     def close(self) -> None:
         """Nothing to release (the results stay readable)."""
+
+    def reset(self) -> None:
+        """Forget this search's trials and status (its unit cache stays): a rerun under its name."""
+        with self._lock:
+            self._results = []
+            self._row.update(spec={}, fingerprint=None, status="new")
+            self._touch()
+
+    # -- the unit cache (shared with the stores made from this one) ---------------------------------
+    def units_get(self, keys: list[str]) -> dict[str, dict[str, Any]]:
+        return self.units.units_get(keys) if self.keeps_units else {}
+
+    def units_put(self, rows: list[dict[str, Any]]) -> None:
+        if self.keeps_units:
+            self.units.units_put(rows)
+
+    def units_for_context(self, context: str) -> list[dict[str, Any]]:
+        return self.units.units_for_context(context)
+
+    def units_summary(self) -> list[dict[str, Any]]:
+        return self.units.units_summary()
+
+    def units_prune(
+        self, *, keep_versions: Mapping[str, str] | None = None, older_than: float | None = None
+    ) -> int:
+        return self.units.units_prune(keep_versions=keep_versions, older_than=older_than)
 
 
 def _plain(value: Any) -> Any:
@@ -283,6 +440,7 @@ class SQLiteStore:
     """
 
     persistent = True
+    keeps_units = True
     # How long a claim on a search's name lasts without being renewed; a running search renews it
     # with every write and from a heartbeat thread. DASKHPO_LEASE_SECONDS overrides it.
     lease_seconds = 60.0
@@ -449,6 +607,14 @@ class SQLiteStore:
             "CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, owner TEXT NOT NULL, "
             "host TEXT NOT NULL, pid INTEGER NOT NULL, expires REAL NOT NULL)"
         )
+        # The unit cache: one row per (candidate, fold) fit, by content key, for every search here.
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS units (key TEXT PRIMARY KEY, context TEXT NOT NULL, "
+            "status TEXT NOT NULL, deterministic INTEGER NOT NULL, versions TEXT NOT NULL, "
+            "search TEXT, data TEXT NOT NULL, created REAL NOT NULL, used REAL NOT NULL, "
+            "hits INTEGER NOT NULL DEFAULT 0)"
+        )
+        conn.execute("CREATE INDEX IF NOT EXISTS units_by_context ON units (context)")
         if create:
             now = time.time()
             conn.execute(
@@ -696,6 +862,134 @@ class SQLiteStore:
             if self._conn is not None:
                 self._conn.close()
 
+    def reset(self) -> None:
+        """Delete this search's trials and clear its row (the unit cache stays): a rerun under the
+        same name, whose units come back from the cache."""
+        with self._write() as conn:
+            conn.execute("DELETE FROM trials WHERE search=?", (self.name,))
+            conn.execute(
+                "UPDATE searches SET spec='{}', fingerprint=NULL, status='new', updated=? "
+                "WHERE name=?",
+                (time.time(), self.name),
+            )
+            self._renew(conn)
+
+    # -- the unit cache -----------------------------------------------------------------------------
+    _UNIT_COLUMNS = (
+        "key, context, status, deterministic, versions, search, data, created, used, hits"
+    )
+
+    @staticmethod
+    def _unit_row(row: tuple[Any, ...]) -> dict[str, Any]:
+        key, context, status, det, versions, search, data, created, used, hits = row
+        return {
+            "key": key,
+            "context": context,
+            "status": status,
+            "deterministic": bool(det),
+            "versions": json.loads(versions),
+            "search": search,
+            "data": json.loads(data),
+            "created": created,
+            "used": used,
+            "hits": hits,
+        }
+
+    def units_get(self, keys: list[str]) -> dict[str, dict[str, Any]]:
+        if not keys:
+            return {}
+        found: dict[str, dict[str, Any]] = {}
+        with self._read() as conn:
+            for start in range(0, len(keys), 500):
+                part = keys[start : start + 500]
+                marks = ",".join("?" * len(part))
+                for row in conn.execute(
+                    f"SELECT {self._UNIT_COLUMNS} FROM units WHERE key IN ({marks})", part
+                ):
+                    found[row[0]] = self._unit_row(row)
+        if found:
+            now = time.time()
+            try:
+                with self._write() as conn:
+                    conn.executemany(
+                        "UPDATE units SET hits=hits+1, used=? WHERE key=?",
+                        [(now, k) for k in found],
+                    )
+            except StoreWriteError:  # counting hits is not worth failing a search over
+                pass
+        return found
+
+    def units_put(self, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        now = time.time()
+        with self._write() as conn:
+            conn.executemany(
+                f"INSERT OR REPLACE INTO units ({self._UNIT_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
+                [
+                    (
+                        r["key"],
+                        r["context"],
+                        r["status"],
+                        int(bool(r["deterministic"])),
+                        json.dumps(r["versions"], sort_keys=True),
+                        r.get("search"),
+                        json.dumps(r["data"]),
+                        now,
+                        now,
+                    )
+                    for r in rows
+                ],
+            )
+            self._renew(conn)
+
+    def units_for_context(self, context: str) -> list[dict[str, Any]]:
+        with self._read() as conn:
+            rows = conn.execute(
+                f"SELECT {self._UNIT_COLUMNS} FROM units WHERE context=? ORDER BY created, key",
+                (context,),
+            ).fetchall()
+        return [self._unit_row(r) for r in rows]
+
+    def units_summary(self) -> list[dict[str, Any]]:
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT versions, status, COUNT(*), SUM(hits), SUM(LENGTH(data)), MAX(created) "
+                "FROM units GROUP BY versions, status ORDER BY MAX(created)"
+            ).fetchall()
+        return [
+            {
+                "versions": json.loads(v),
+                "status": st,
+                "units": n,
+                "hits": int(h or 0),
+                "bytes": int(b or 0),
+                "newest": float(c or 0.0),
+            }
+            for v, st, n, h, b, c in rows
+        ]
+
+    def units_prune(
+        self, *, keep_versions: Mapping[str, str] | None = None, older_than: float | None = None
+    ) -> int:
+        with self._write() as conn:
+            if keep_versions is None and older_than is None:
+                return int(conn.execute("DELETE FROM units").rowcount)
+            doomed: list[str] = []
+            if keep_versions is not None:
+                for key, versions in conn.execute("SELECT key, versions FROM units"):
+                    if _stale(json.loads(versions), keep_versions):
+                        doomed.append(key)
+            if older_than is not None:
+                doomed += [
+                    k
+                    for (k,) in conn.execute("SELECT key FROM units WHERE used < ?", (older_than,))
+                ]
+            doomed = sorted(set(doomed))
+            conn.executemany("DELETE FROM units WHERE key=?", [(k,) for k in doomed])
+            return len(doomed)
+
 
 def _identity(path: Path) -> tuple[int, int] | None:
     """(device, inode) of the file at ``path``, or None if there is none."""
@@ -739,7 +1033,7 @@ def open_store(storage: Any, name: str) -> Store:
     A store object (anything implementing :class:`Store`) is returned as it is.
     """
     if storage is None or storage == "memory":
-        return MemoryStore(name)
+        return MemoryStore(name, keep_units=False)
     if isinstance(storage, Store):
         return storage
     if isinstance(storage, str) and storage.startswith("sqlite:///"):

@@ -7,6 +7,7 @@ subparsers :func:`build_parser` makes:
   :func:`results_table`);
 - :mod:`~daskhpo.cli.run`: ``daskhpo run SPEC`` and ``daskhpo resume NAME``;
 - :mod:`~daskhpo.cli.stores`: ``daskhpo status`` and ``daskhpo results`` (also :func:`trials_frame`);
+- :mod:`~daskhpo.cli.cache`: ``daskhpo cache stats`` and ``daskhpo cache prune``;
 - :mod:`~daskhpo.cli.dashboard`: ``daskhpo dashboard`` and ``daskhpo report``;
 - :mod:`~daskhpo.cli.kubernetes`: ``daskhpo k8s-spec``;
 - :mod:`~daskhpo.cli.yarn`: ``python -m daskhpo.cli.yarn`` (the YARN application spec, and the
@@ -24,6 +25,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from .cache import add_cache_command
 from .dashboard import add_dashboard_commands
 from .demo import DEMO_GRID, add_demo_command, demo_search, results_table
 from .kubernetes import add_k8s_spec_command
@@ -46,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_status_command(sub)
     add_results_command(sub)
     add_resume_command(sub)
+    add_cache_command(sub)
     add_k8s_spec_command(sub)
     add_dashboard_commands(sub)
     return parser

@@ -77,7 +77,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
     print(
         f"search {args.name!r}: best score {search.best_score_:.6g} with {search.best_params_} "
         f"({search.stats_['trials_replayed']} trials read from the store, "
-        f"{search.stats_['units_computed']} fits computed)"
+        f"{search.stats_['units_computed']} fits computed, "
+        f"{search.stats_.get('units_reused', 0)} taken from the unit cache)"
     )
     print(f"results: daskhpo results {args.name} --storage {args.storage}")
     return 0

@@ -27,12 +27,14 @@ from typing import Any
 from dask.base import tokenize
 from distributed import Client, Future, as_completed
 
+from ..reuse import KEY_VERSION, ReusePolicy, random_sources
+from ..store import plain_value
 from ..strategies.base import Job
 from .tasks import SAMPLES_KEY, SearchContext, UnitOutcome, fit_prefix, refit, run_units
 from .timeouts import CALL_TIMEOUT, RESTART_WAIT, WorkerRestart, running_for
 from .work import CrossValWork
 
-__all__ = ["DaskExecutor", "params_token"]
+__all__ = ["DaskExecutor", "UnitKeys", "params_token", "prime_cache", "unit_context_of"]
 
 
 def params_token(params: Mapping[str, Any]) -> str:
@@ -49,6 +51,167 @@ class _Unit:
     waiters: list[tuple[int, int]] = field(default_factory=list)
     attempts: int = 0
     solo_failures: int = 0
+    content_key: str | None = None  # its key in the store's unit cache (None: not stored)
+    deterministic: bool = True
+
+
+def unit_context_of(work: Any) -> str | None:
+    """A token of everything a search's units depend on but their candidates (data, folds,
+    estimator, scoring, settings, versions); None for work that keeps no unit cache."""
+    content = getattr(work, "content", None)
+    if not isinstance(work, CrossValWork) or content is None:
+        return None
+    return str(tokenize(KEY_VERSION, content, [(tr, te) for tr, te in work.folds]))
+
+
+class UnitKeys:
+    """Content keys of a search's units in the store's unit cache, and what may be taken from it.
+
+    Parameters
+    ----------
+    cache : UnitCache
+        The store's unit cache.
+    policy : ReusePolicy
+    content : plain data
+        Everything the units' scores depend on but their candidate and fold (CrossValWork.content).
+    folds : list of (train, test) index arrays
+    estimator : estimator
+        The search's estimator, to tell deterministic candidates from others.
+    versions : dict
+        Package versions (already part of ``content``), stored with each unit for pruning.
+    """
+
+    def __init__(
+        self,
+        cache: Any,
+        policy: ReusePolicy,
+        content: Any,
+        folds: Sequence[tuple[Any, Any]],
+        estimator: Any,
+        versions: Mapping[str, str],
+    ) -> None:
+        self.cache = cache
+        self.policy = policy
+        self.estimator = estimator
+        self.versions = dict(versions)
+        self.context = str(tokenize(KEY_VERSION, content, [(tr, te) for tr, te in folds]))
+        self.fold_tokens = [tokenize(KEY_VERSION, content, tr, te) for tr, te in folds]
+        self._deterministic: dict[str, bool] = {}
+
+    def key(self, job_token: str, fold: int) -> str:
+        return tokenize(self.fold_tokens[fold], job_token)
+
+    def deterministic(self, job_token: str, params: Mapping[str, Any]) -> bool:
+        known = self._deterministic.get(job_token)
+        if known is None:
+            public = {k: v for k, v in params.items() if not str(k).startswith("__daskhpo")}
+            known = not random_sources(self.estimator, public)
+            self._deterministic[job_token] = known
+        return known
+
+    def row(self, unit: _Unit, outcome: UnitOutcome) -> dict[str, Any]:
+        """The cache row of a unit just computed."""
+        return {
+            "key": unit.content_key,
+            "context": self.context,
+            "status": "ok" if outcome.error is None else "failed",
+            "deterministic": unit.deterministic,
+            "versions": self.versions,
+            "search": self.policy.search,
+            "data": {
+                "params": plain_value(dict(unit.params)),
+                "fold": unit.fold,
+                "test_scores": outcome.test_scores,
+                "train_scores": outcome.train_scores,
+                "fit_time": outcome.fit_time,
+                "score_time": outcome.score_time,
+                "error": outcome.error,
+            },
+        }
+
+    @staticmethod
+    def outcome(key: str, row: Mapping[str, Any]) -> UnitOutcome:
+        """A stored unit as the outcome of the unit ``key`` of this run."""
+        d = row["data"]
+        return UnitOutcome(
+            key,
+            _scores(d["test_scores"]),
+            _scores(d["train_scores"]),
+            float(d["fit_time"]),
+            float(d["score_time"]),
+            d.get("error"),
+        )
+
+
+class _PrimedCache:
+    """The trials of the fit being extended, as cache rows, in front of the store's unit cache."""
+
+    def __init__(self, rows: dict[str, dict[str, Any]], behind: Any) -> None:
+        self.rows = rows
+        self.behind = behind
+
+    def units_get(self, keys: list[str]) -> dict[str, dict[str, Any]]:
+        found = {k: self.rows[k] for k in keys if k in self.rows}
+        rest = [k for k in keys if k not in found]
+        if rest and self.behind is not None:
+            found.update(self.behind.units_get(rest))
+        return found
+
+    def units_put(self, rows: list[dict[str, Any]]) -> None:
+        if self.behind is not None:
+            self.behind.units_put(rows)
+
+
+def prime_cache(
+    carried: Sequence[Any],
+    candidates: Sequence[Mapping[str, Any]],
+    work: CrossValWork,
+    policy: ReusePolicy,
+    versions: Mapping[str, str],
+    behind: Any,
+) -> Any:
+    """A unit cache that also holds the per-fold results of ``carried`` (the trials of the fit
+    being extended, with JSON params) for those of ``candidates`` they match, whatever
+    ``policy`` says of determinism: they are this search's own results."""
+    import json
+
+    by_params = {json.dumps(plain_value(dict(c)), sort_keys=True): c for c in candidates}
+    keys = UnitKeys(None, policy, work.content, work.folds, work.estimator, versions)
+    rows: dict[str, dict[str, Any]] = {}
+    for result in carried:
+        real = by_params.get(json.dumps(plain_value(dict(result.job.params)), sort_keys=True))
+        if real is None:
+            continue
+        job_token = params_token(real)
+        for fold in range(len(work.folds)):
+            test = {k: v[fold] for k, v in result.test_scores.items()}
+            train = (
+                None
+                if result.train_scores is None
+                else {k: v[fold] for k, v in result.train_scores.items()}
+            )
+            error = result.errors[fold] if fold < len(result.errors) else None
+            one = list(test) == ["score"]
+            rows[keys.key(job_token, fold)] = {
+                "status": "ok" if error is None else "failed",
+                "deterministic": True,
+                "data": {
+                    "test_scores": test["score"] if one else test,
+                    "train_scores": None if train is None else (train["score"] if one else train),
+                    "fit_time": result.fit_times[fold],
+                    "score_time": result.score_times[fold],
+                    "error": error,
+                },
+            }
+    return _PrimedCache(rows, behind)
+
+
+def _scores(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        return {k: float("nan") if v is None else float(v) for k, v in value.items()}
+    return float(value)
 
 
 @dataclass
@@ -98,6 +261,8 @@ class DaskExecutor:
         prefixes are not shared, so a timeout names exactly one candidate. None: no limit.
     share_units : bool
         Compute a (candidate, fold) unit once for every job with the same parameters (the default).
+    unit_keys : UnitKeys, optional
+        The store's unit cache: units found there are not computed, and computed ones are added.
     """
 
     def __init__(
@@ -116,6 +281,7 @@ class DaskExecutor:
         job_params: Callable[[Job], Mapping[str, Any]] | None = None,
         trial_timeout: float | None = None,
         share_units: bool = True,
+        unit_keys: UnitKeys | None = None,
     ) -> None:
         self.client = client
         # Dask keys carry a per-run prefix: reusing a key that an earlier (maybe cancelled) search is
@@ -170,6 +336,10 @@ class DaskExecutor:
         self.n_units_computed = 0
         self.n_units_shared = 0
         self.n_prefix_tasks = 0
+        # Without sharing (callbacks watch every fit), nothing is taken from or given to the cache.
+        self.unit_keys = unit_keys if share_units else None
+        self.n_units_reused = 0
+        self._to_cache: list[dict[str, Any]] = []
 
     @classmethod
     def for_work(cls, client: Client, work: CrossValWork, n_slots: int) -> DaskExecutor:
@@ -186,6 +356,10 @@ class DaskExecutor:
             # The dask collection is computed on the cluster, never on this machine.
             return client.submit(_attach_data, scattered, client.compute(work.X), pure=False)
 
+        unit_keys = None
+        if work.reuse is not None and work.content is not None:
+            cache, policy, versions = work.reuse
+            unit_keys = UnitKeys(cache, policy, work.content, work.folds, work.estimator, versions)
         return cls(
             client,
             send_context(),
@@ -200,6 +374,7 @@ class DaskExecutor:
             trial_timeout=work.trial_timeout,
             # Callbacks on the workers see every (candidate, fold) fit, as in scikit-learn.
             share_units=work.callback_parent is None,
+            unit_keys=unit_keys,
         )
 
     # -- sizing -------------------------------------------------------------------------------
@@ -233,6 +408,7 @@ class DaskExecutor:
     # -- submission -----------------------------------------------------------------------------
     def submit(self, jobs: list[Job]) -> None:
         """Queue the units of ``jobs`` (a job whose every unit was already computed is ready at once)."""
+        reused = self._from_cache(jobs) if self.unit_keys is not None else {}
         for job in jobs:
             state = _JobState(job, [None] * self.n_splits)
             self._jobs[job.trial_id] = state
@@ -244,6 +420,10 @@ class DaskExecutor:
             job_token = job_token if self.share_units else tokenize(job_token, job.trial_id)
             for fold in range(self.n_splits):
                 key = tokenize(self.context_token, job_token, fold)
+                if key in reused:
+                    state.outcomes[fold] = self._finished[key] = reused.pop(key)
+                    self.n_units_reused += 1
+                    continue
                 if key in self._finished:
                     state.outcomes[fold] = self._finished[key]
                     self.n_units_shared += 1
@@ -257,12 +437,39 @@ class DaskExecutor:
                     prefix_key = tokenize(self.context_token, "prefix", ptoken, fold)
                     self._hold_prefix(prefix_key, ptoken, prefix, fold)
                 unit = _Unit(key, params, fold, prefix_key, [(job.trial_id, fold)])
+                if self.unit_keys is not None:
+                    unit.content_key = self.unit_keys.key(job_token, fold)
+                    unit.deterministic = self.unit_keys.deterministic(job_token, params)
                 self._units[key] = unit
                 self._pending.setdefault(prefix_key, deque()).append(unit)
                 self._n_pending += 1
             if state.complete:
                 del self._jobs[job.trial_id]
                 self._ready.append((job, [o for o in state.outcomes if o is not None]))
+
+    def _from_cache(self, jobs: list[Job]) -> dict[str, UnitOutcome]:
+        """The outcomes the store's unit cache holds for units of ``jobs`` not known here yet, by
+        this run's unit key (one query for the whole call)."""
+        keys = self.unit_keys
+        assert keys is not None
+        if not keys.policy.reads:
+            return {}
+        wanted: dict[str, str] = {}  # content key -> unit key
+        for job in jobs:
+            params = self.job_params(job) if self.job_params else job.params
+            job_token = params_token(params)
+            for fold in range(self.n_splits):
+                key = tokenize(self.context_token, job_token, fold)
+                if key not in self._finished and key not in self._units:
+                    wanted[keys.key(job_token, fold)] = key
+        if not wanted:
+            return {}
+        rows = keys.cache.units_get(list(wanted))
+        return {
+            wanted[ckey]: keys.outcome(wanted[ckey], row)
+            for ckey, row in rows.items()
+            if keys.policy.may_use(row)
+        }
 
     def _hold_prefix(
         self, prefix_key: str, ptoken: str, prefix: dict[str, Any] | None, fold: int
@@ -388,7 +595,14 @@ class DaskExecutor:
             self._observe(outcomes)
             for unit, outcome in zip(batch, outcomes, strict=True):
                 self._finish_unit(unit, outcome, done_jobs)
+        self._flush_cache()
         return done_jobs
+
+    def _flush_cache(self) -> None:
+        """Store the units computed since the last call (one transaction for all of them)."""
+        if self._to_cache and self.unit_keys is not None:
+            rows, self._to_cache = self._to_cache, []
+            self.unit_keys.cache.units_put(rows)
 
     def _collect(
         self, future: Future, batch: list[_Unit], stale: bool = False
@@ -428,7 +642,9 @@ class DaskExecutor:
                 "its worker process (a crash in native code, os._exit, running out of memory) "
                 "looks like this.\n" + "".join(traceback.format_exception(exc))
             )
-            return [UnitOutcome(u.key, None, None, 0.0, 0.0, text, exc) for u in batch]
+            return [
+                UnitOutcome(u.key, None, None, 0.0, 0.0, text, exc, cacheable=False) for u in batch
+            ]
 
     # -- trial timeouts ------------------------------------------------------------------------------
     def _next_batch_watching(self, done_jobs: list[tuple[Job, list[UnitOutcome]]]) -> list[Future]:
@@ -522,7 +738,9 @@ class DaskExecutor:
                     f"stopped: its worker process {address} was restarted to free the slot. Raise "
                     "trial_timeout, or set it to None, to let such fits finish."
                 )
-                outcome = UnitOutcome(unit.key, None, None, seconds, 0.0, text, TimeoutError(text))
+                outcome = UnitOutcome(
+                    unit.key, None, None, seconds, 0.0, text, TimeoutError(text), cacheable=False
+                )
                 self.n_units_timed_out += 1
                 self._finish_unit(unit, outcome, done_jobs)
         self.n_units_retried += len(parked)
@@ -591,6 +809,8 @@ class DaskExecutor:
     ) -> None:
         self.n_units_computed += 1
         self._units.pop(unit.key, None)
+        if self.unit_keys is not None and unit.content_key is not None and outcome.cacheable:
+            self._to_cache.append(self.unit_keys.row(unit, outcome))
         if outcome.error is None:
             self._finished[unit.key] = outcome
         if unit.prefix_key is not None:
@@ -642,6 +862,7 @@ class DaskExecutor:
         return {
             "tasks": self.n_tasks,
             "units_computed": self.n_units_computed,
+            "units_reused": self.n_units_reused,
             "units_shared": self.n_units_shared,
             "prefix_tasks": self.n_prefix_tasks,
             "units_retried": self.n_units_retried,
@@ -655,6 +876,10 @@ class DaskExecutor:
 
     def cancel(self) -> None:
         """Cancel everything in flight and forget what is pending (on error or interrupt)."""
+        try:  # what was computed stays computed, for the next search
+            self._flush_cache()
+        except Exception as exc:  # noqa: BLE001 - the error that stops the search matters more
+            warnings.warn(f"daskhpo: could not store the last computed fits: {exc}", stacklevel=2)
         futures = list(self._futures.values()) + list(self._prefix_futures.values())
         if futures:
             self.client.cancel(futures)

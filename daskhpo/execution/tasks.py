@@ -219,6 +219,9 @@ class UnitOutcome:
     exception: BaseException | None = None
     # Warnings raised while fitting and scoring, as (category, message), to be shown on the client.
     warnings: list[tuple[type[Warning], str]] | None = None
+    # False for what the executor records itself (a time-out, a task that kept dying): those depend
+    # on the run, not on the candidate, and are never stored for other searches.
+    cacheable: bool = True
 
 
 @dataclass

@@ -47,6 +47,11 @@ class CrossValWork:
     config: dict[str, Any] | None = None
     # Auto-propagated scikit-learn callbacks, as a detached context (set by the run).
     callback_parent: Any = None
+    # Plain data of everything a unit's scores depend on but its candidate and fold (data, estimator,
+    # scoring, settings, versions): the base of the units' content keys (see daskhpo.reuse).
+    content: Any = None
+    # (unit cache, ReusePolicy): set by the run once the store is open; None: nothing is reused.
+    reuse: Any = None
 
 
 @dataclass

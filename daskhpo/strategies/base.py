@@ -21,6 +21,7 @@ __all__ = [
     "Counting",
     "SlotAware",
     "Enumerated",
+    "WarmStarting",
     "params_signature",
 ]
 
@@ -144,6 +145,13 @@ class Enumerated(Protocol):
     """A strategy whose every candidate is known up front (grid and random search)."""
 
     candidates: list[dict[str, Any]]
+
+
+@runtime_checkable
+class WarmStarting(Protocol):
+    """A strategy that can learn from results of other searches before its first ask."""
+
+    def warm(self, results: list[Result]) -> int: ...
 
 
 def params_signature(params: Mapping[str, Any]) -> list[tuple[str, Any]]:

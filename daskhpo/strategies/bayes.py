@@ -823,6 +823,24 @@ class BayesStrategy:
         if values is None:
             self.n_failed += 1
 
+    def warm(self, results: Sequence[Result]) -> int:
+        """Tell the sampler configurations evaluated by other searches, before the first ask (they
+        are not trials of this search). Results outside the space are skipped; returns how many
+        were told."""
+        if self.suggester.n_running or self._n_told:
+            raise ValueError("warm results are told before the first ask")
+        told = 0
+        for result in results:
+            try:
+                self.suggester.observe(result.job.params, self.objective_values(result))
+            except InvalidSearchError:
+                continue
+            told += 1
+        self.n_warm += told
+        return told
+
+    n_warm = 0
+
     # -- objectives ---------------------------------------------------------------------------------
     def objective_values(self, result: Result) -> list[float] | None:
         """What the sampler is told for a result: None for a failed trial."""
@@ -858,6 +876,7 @@ class BayesStrategy:
             "duplicates_of_running": s.n_duplicates_of_running,
             "trials_failed": self.n_failed,
             "max_trials_in_flight": self.max_in_flight,
+            "warm_start_trials": self.n_warm,
             "sampler": type(s.study.sampler).__name__,
         }
 
