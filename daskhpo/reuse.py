@@ -84,6 +84,8 @@ IGNORED_RANDOM_STATE: dict[str, Callable[[Mapping[str, Any]], bool]] = {
     "ElasticNet": _cyclic,
     "MultiTaskLasso": _cyclic,
     "MultiTaskElasticNet": _cyclic,
+    # "auto" picks the randomized solver for large data: only the exact solvers are certain.
+    "PCA": lambda p: p.get("svd_solver") in ("full", "covariance_eigh"),
 }
 
 

@@ -369,3 +369,59 @@ def test_cache_stats_and_prune(client, tmp_path, capsys, monkeypatch):
     assert "deleted 25" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="say what to delete"):
         main(["cache", "prune", "--storage", storage])
+
+
+def test_multimetric_pipelines_and_halving_come_back_identical(client, tmp_path):
+    storage = f"sqlite:///{tmp_path / 'runs.db'}"
+    pipe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500))
+    grid = {"standardscaler__with_mean": [True, False], "logisticregression__C": [0.1, 1.0, 10.0]}
+
+    def search():
+        return GridSearchCV(
+            pipe,
+            grid,
+            cv=3,
+            scoring=["accuracy", "f1_macro"],
+            refit="f1_macro",
+            return_train_score=True,
+            storage=storage,
+            client=client,
+        ).fit(X, y)
+
+    first, again = search(), search()
+    assert again.stats_["units_computed"] == 0 and again.stats_["units_reused"] == 18
+    keys = [k for k in first.cv_results_ if "_test_" in k or "_train_" in k]
+    assert "split2_train_f1_macro" in keys
+    _same_scores(again, first, keys=keys)
+    assert again.best_params_ == first.best_params_
+
+    def halving(name):
+        return daskhpo.HalvingGridSearchCV(
+            DecisionTreeClassifier(random_state=0),
+            {"max_depth": [1, 2, 3, 4], "min_samples_leaf": [1, 3]},
+            cv=3,
+            factor=2,
+            random_state=0,
+            storage=storage,
+            name=name,
+            client=client,
+        ).fit(X, y)
+
+    h1, h2 = halving("h1"), halving("h2")
+    assert h2.stats_["units_computed"] == 0 and h2.stats_["units_reused"] > 0
+    _same_scores(h2, h1, keys=("mean_test_score", "iter", "n_resources"))
+
+
+def test_a_pipeline_with_shared_prefixes_fits_only_what_the_new_value_needs(client, tmp_path):
+    from sklearn.decomposition import PCA
+
+    storage = f"sqlite:///{tmp_path / 'runs.db'}"
+    pipe = make_pipeline(PCA(svd_solver="full"), LogisticRegression(max_iter=300))
+    grid = {"pca__n_components": [1, 2, 3], "logisticregression__C": [0.1, 1, 10, 100]}
+    GridSearchCV(pipe, grid, cv=3, storage=storage, client=client).fit(X, y)
+    more = {**grid, "logisticregression__C": [0.1, 1, 10, 100, 1000]}
+    again = GridSearchCV(pipe, more, cv=3, storage=storage, client=client).fit(X, y)
+    assert again.stats_["units_computed"] == 9 and again.stats_["units_reused"] == 36
+    assert again.stats_["prefix_tasks"] == 9  # the 3 x 3 prefixes the new candidates share
+    _same_scores(again, SkGridSearchCV(pipe, more, cv=3).fit(X, y), keys=("mean_test_score",))
+    assert random_sources(PCA()) == ["random_state"]  # "auto" may pick the randomized solver

@@ -340,6 +340,7 @@ class DaskExecutor:
         self.unit_keys = unit_keys if share_units else None
         self.n_units_reused = 0
         self._to_cache: list[dict[str, Any]] = []
+        self._prefix_skipped: dict[str, int] = {}  # demand met from the cache before the prefix ran
 
     @classmethod
     def for_work(cls, client: Client, work: CrossValWork, n_slots: int) -> DaskExecutor:
@@ -423,6 +424,10 @@ class DaskExecutor:
                 if key in reused:
                     state.outcomes[fold] = self._finished[key] = reused.pop(key)
                     self.n_units_reused += 1
+                    if ptoken is not None and self.prefix_demand:
+                        self._prefix_not_needed(
+                            tokenize(self.context_token, "prefix", ptoken, fold)
+                        )
                     continue
                 if key in self._finished:
                     state.outcomes[fold] = self._finished[key]
@@ -477,12 +482,25 @@ class DaskExecutor:
         """Count one more unit that needs this shared prefix; fit it if it is not on its way yet."""
         demand = self.prefix_demand.get(ptoken) if self.prefix_demand else None
         if demand is not None:
-            self._prefix_refs.setdefault(prefix_key, demand)
+            self._prefix_refs.setdefault(
+                prefix_key, demand - self._prefix_skipped.pop(prefix_key, 0)
+            )
         else:
             self._prefix_refs[prefix_key] = self._prefix_refs.get(prefix_key, 0) + 1
         if prefix_key not in self._prefix_futures:
             self._prefix_specs[prefix_key] = (prefix, fold)
             self._submit_prefix(prefix_key)
+
+    def _prefix_not_needed(self, prefix_key: str) -> None:
+        """One unit counted in a shared prefix's demand came from the unit cache: the prefix is
+        released once the others are done (or never fitted, when none of them needs it)."""
+        if prefix_key not in self._prefix_refs:
+            self._prefix_skipped[prefix_key] = self._prefix_skipped.get(prefix_key, 0) + 1
+            return
+        self._prefix_refs[prefix_key] -= 1
+        if self._prefix_refs[prefix_key] == 0:
+            del self._prefix_refs[prefix_key]
+            self._prefix_futures.pop(prefix_key).release()
 
     def _submit_prefix(self, prefix_key: str) -> None:
         prefix, fold = self._prefix_specs[prefix_key]
