@@ -36,7 +36,7 @@ from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
 from sklearn.utils import get_tags
 
 from .exceptions import InvalidSearchError
-from .execution.work import CrossValWork, StreamWork
+from .execution.work import CrossValWork, StreamWork, is_distributed
 from .registry import register_search
 from .run import FitInput, Setup
 from .search import _DaskSearchMixin, _n_rows
@@ -85,6 +85,8 @@ class _AdaptiveSearchCV(_DaskSearchMixin):
         has_pf = hasattr(self.estimator, "partial_fit")
         if resource == "auto":
             resource = "partial_fit" if has_pf else "n_samples"
+            if is_distributed(self.estimator):
+                resource = "n_estimators"  # boosting rounds: the budget of a distributed booster
         names = sorted(clone(self.estimator).get_params(deep=True))
         if resource == "partial_fit" and not has_pf:
             alternatives = [n for n in names if n.split("__")[-1] in _BUDGET_PARAMS]
@@ -107,12 +109,6 @@ class _AdaptiveSearchCV(_DaskSearchMixin):
                     f"resource={resource!r} is also in param_distributions: the budget sets it, so "
                     "remove it from the search space."
                 )
-        if resource != "partial_fit" and is_dask_collection(X):
-            raise InvalidSearchError(
-                f"resource={resource!r} fits each candidate from scratch on data in memory, but X is "
-                "a dask collection: use resource='partial_fit' with an estimator that has partial_fit "
-                "for data larger than memory, or pass X.compute()."
-            )
         return resource
 
     def _check_adaptive_settings(self, resource: str, scorers: Any) -> None:
@@ -161,7 +157,7 @@ class _AdaptiveSearchCV(_DaskSearchMixin):
         given = min_budget is not None
         max_budget = self.max_budget
         if resource == "n_samples":
-            n = _n_rows(X)
+            n = _length(X, y)
             if max_budget is None:
                 max_budget = n
             if min_budget is None:
@@ -208,7 +204,13 @@ class _AdaptiveSearchCV(_DaskSearchMixin):
         self._check_adaptive_settings(resource, data.scorers)
         seed = self._seed()
         folds = None
-        if not is_dask_collection(X):
+        if is_distributed(self.estimator):
+            return self._distributed_setup(data, resource, seed)
+        if resource != "partial_fit" and is_dask_collection(X):
+            # Fits from scratch: as in a grid search, X is computed on the cluster for each task's
+            # worker (it must fit in one worker's memory); y and the folds are planned here.
+            X, y, _ = self._labels(data)
+        if not is_dask_collection(X) or resource != "partial_fit":
             folds = self._adaptive_folds(X, y, data.groups, seed, resource)
             n_splits = len(folds)
         elif self.cv is not None and not isinstance(self.cv, numbers.Integral):
@@ -294,6 +296,47 @@ class _AdaptiveSearchCV(_DaskSearchMixin):
             extra={"resource": resource, "min_budget": min_budget, "max_budget": max_budget},
         )
 
+    def _distributed_setup(self, data: FitInput, resource: str, seed: int) -> Setup:
+        """An estimator that trains across the cluster: every evaluation is a distributed fit with
+        the budget in an estimator parameter (boosting rounds), folds of whole partitions."""
+        if resource in _BUILTIN_RESOURCES:
+            raise InvalidSearchError(
+                f"resource={resource!r}: {type(self.estimator).__name__} trains across the cluster, "
+                "so the budget must be one of its parameters, such as resource='n_estimators' "
+                "(boosting rounds)."
+            )
+        if self.test_size is not None:
+            raise InvalidSearchError(
+                f"test_size: {type(self.estimator).__name__} is scored on folds of whole partitions; "
+                "use cv=<number of folds> instead."
+            )
+        work = self._cluster_fit_work(data, budget_param=resource, seed=seed, default_folds=3)
+        n_splits = len(work.folds)
+        min_budget, max_budget = self._budget_bounds(resource, data.X, data.y, n_splits)
+        strategy = self._make_adaptive(
+            RandomSource(self.param_distributions, seed), min_budget, max_budget
+        )
+        return Setup(
+            strategy=strategy,
+            work=work,
+            fingerprint=tokenize(
+                work.token,
+                repr(self.param_distributions),
+                min_budget,
+                max_budget,
+                getattr(self, "reduction_factor", None),
+                type(self).__name__,
+            ),
+            settings=self._adaptive_spec(resource, min_budget, max_budget, n_splits),
+            best_rule=self._best_rule,
+            name_prefix=type(self).__name__,
+            header=f"{type(self).__name__}: budget = {resource}, from {min_budget} to "
+            f"{max_budget}, {n_splits} folds of whole partitions, distributed fits",
+            budget_param=resource,
+            history=True,
+            extra={"resource": resource, "min_budget": min_budget, "max_budget": max_budget},
+        )
+
     def _metadata(
         self, setup: Setup, results: Sequence[Result], stats: Mapping[str, Any], n_splits: int
     ) -> dict[str, Any]:
@@ -302,6 +345,15 @@ class _AdaptiveSearchCV(_DaskSearchMixin):
         meta.update(setup.extra)
         if "partial_fit_calls" in stats:
             meta["partial_fit_calls"] = stats["partial_fit_calls"]
+            # Passes over its fold's training blocks (in a new seeded order each pass), per trial.
+            per_fold = stats.get("train_blocks_per_fold") or [1]
+            most: dict[int, float] = {}
+            for r in results:
+                most[r.trial_id] = max(most.get(r.trial_id, 0.0), float(r.job.budget or 0))
+            meta["train_blocks_per_fold"] = list(per_fold)
+            meta["epochs"] = {
+                t: round(b / max(1, min(per_fold)), 3) for t, b in sorted(most.items())
+            }
         else:
             # Every evaluation fits from scratch: the budget spent is the sum of the budgets evaluated.
             meta["budget_spent"] = float(sum(float(r.job.budget or 0) for r in results)) * n_splits
@@ -322,7 +374,7 @@ class _AdaptiveSearchCV(_DaskSearchMixin):
             try:
                 return [
                     (np.asarray(tr), np.asarray(te))
-                    for tr, te in splitter.split(np.empty((_n_rows(X) or 0, 0)), y, groups)
+                    for tr, te in splitter.split(np.empty((_length(X, y), 0)), y, groups)
                 ]
             except ValueError as exc:
                 raise InvalidSearchError(
@@ -344,6 +396,16 @@ class _AdaptiveSearchCV(_DaskSearchMixin):
             "reduction_factor": getattr(self, "reduction_factor", None),
             "n_splits": n_splits,
         }
+
+
+def _length(X: Any, y: Any) -> int:
+    """The number of rows of X; a dask collection's is counted on the cluster (or read off y)."""
+    n = _n_rows(X)
+    if n is not None:
+        return n
+    if y is not None and _n_rows(y) is not None:
+        return int(_n_rows(y))  # type: ignore[arg-type]
+    return int(len(X))
 
 
 _BUDGET_PARAMS = ("n_estimators", "max_iter", "n_iter", "max_epochs", "num_boost_round")

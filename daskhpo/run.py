@@ -37,7 +37,7 @@ from .exceptions import FitFailedError, InvalidSearchError
 from .execution.base import Executor, make_executor
 from .execution.executor import UnitKeys, prime_cache, unit_context_of
 from .execution.tasks import UnitOutcome
-from .execution.work import CrossValWork, StreamWork
+from .execution.work import ClusterFitWork, CrossValWork, StreamWork
 from .progress import ProgressBar
 from .results import (
     as_number,
@@ -105,7 +105,7 @@ class Setup:
     """
 
     strategy: Strategy
-    work: CrossValWork | StreamWork
+    work: CrossValWork | StreamWork | ClusterFitWork
     fingerprint: str
     settings: dict[str, Any]
     best_rule: str = "all"
@@ -116,7 +116,7 @@ class Setup:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-ExecutorFactory = Callable[[CrossValWork | StreamWork], tuple[Executor, int]]
+ExecutorFactory = Callable[[CrossValWork | StreamWork | ClusterFitWork], tuple[Executor, int]]
 
 
 class SearchRun:
@@ -215,7 +215,11 @@ class SearchRun:
         return store
 
     def _executor(
-        self, work: CrossValWork | StreamWork, *, strategy: Any = None, client: Any = None
+        self,
+        work: CrossValWork | StreamWork | ClusterFitWork,
+        *,
+        strategy: Any = None,
+        client: Any = None,
     ) -> tuple[Executor, int, Any]:
         """An executor for ``work`` (the client is made once and reused when given)."""
         s = self.search

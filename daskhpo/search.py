@@ -32,8 +32,9 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils import indexable
 
 from .exceptions import InvalidSearchError, InvalidSearchTypeError
+from .execution.cluster_fit import partition_folds
 from .execution.executor import params_token
-from .execution.work import CrossValWork
+from .execution.work import ClusterFitWork, CrossValWork, is_distributed
 from .registry import register_search
 from .reuse import check_reuse, estimator_form, versions_of
 from .run import FitInput, SearchRun, Setup
@@ -416,8 +417,13 @@ class _DaskSearchMixin(_SklearnBaseSearchCV):
         """Every candidate fitted from scratch on every fold (grid, random and Bayesian searches)."""
         candidates = strategy.candidates if isinstance(strategy, Enumerated) else None
         self._check_param_names(self._example_params(strategy))
-        folds = self._plan_folds(*self._labels(data))
-        work = self._crossval_work(data, folds, candidates)
+        work: Any
+        if is_distributed(self.estimator):
+            work = self._cluster_fit_work(data)
+            folds: Sequence[Any] = work.folds
+        else:
+            folds = self._plan_folds(*self._labels(data))
+            work = self._crossval_work(data, folds, candidates)
         token = work.token
         n_planned = int(strategy.n_planned)
         noun = "candidates" if candidates is not None else "trials"
@@ -434,6 +440,67 @@ class _DaskSearchMixin(_SklearnBaseSearchCV):
             name_prefix=type(self.estimator).__name__,
             header=f"Fitting {len(folds)} folds for each of {n_planned} {noun}, totalling "
             f"{len(folds) * n_planned} fits on {{n_slots}} Dask worker threads",
+        )
+
+    def _cluster_fit_work(
+        self,
+        data: FitInput,
+        budget_param: str | None = None,
+        seed: int = 0,
+        default_folds: int = 5,
+    ) -> ClusterFitWork:
+        """Distributed fits (xgboost.dask, lightgbm.dask): folds of whole partitions, fits from the
+        client a few at a time (see :mod:`daskhpo.execution.cluster_fit`)."""
+        X, y = data.X, data.y
+        name = type(self.estimator).__name__
+        if not is_dask_collection(X) or (y is not None and not is_dask_collection(y)):
+            raise InvalidSearchError(
+                f"{name} trains on dask collections across the cluster: pass X and y as dask "
+                "DataFrames/Series or arrays (dask.dataframe.from_pandas(X, npartitions=8), say), "
+                "with the same partitions."
+            )
+        if self.cv is not None and not isinstance(self.cv, numbers.Integral):
+            raise InvalidSearchError(
+                f"cv={self.cv!r}: with {name}, folds are made of whole partitions, so cv must be a "
+                "number of folds."
+            )
+        n_folds = int(self.cv) if self.cv is not None else default_folds
+        n_parts = X.npartitions if hasattr(X, "npartitions") else X.numblocks[0]
+        if n_parts < n_folds:
+            raise InvalidSearchError(
+                f"cv={n_folds} folds of whole partitions need at least {n_folds} partitions; X has "
+                f"{n_parts}: repartition X (X.repartition(npartitions={2 * n_folds})) or lower cv."
+            )
+        if data.groups is not None:
+            raise InvalidSearchError(
+                f"groups= are not supported with {name}: folds are partitions."
+            )
+        token = tokenize(
+            self._data_token(X),
+            self._data_token(y) if y is not None else None,
+            self.estimator,
+            self.scoring,
+            data.fit_params,
+            n_folds,
+            seed,
+            budget_param,
+            bool(self.return_train_score),
+        )
+        n_parallel = getattr(self, "n_parallel", None) or (
+            self.n_jobs if self.n_jobs and self.n_jobs > 0 else None
+        )
+        return ClusterFitWork(
+            X=X,
+            y=y,
+            folds=partition_folds(n_parts, n_folds, seed),
+            estimator=clone(self.estimator),
+            scorer=data.scorers,
+            token=token,
+            fit_params=dict(data.fit_params),
+            return_train_score=bool(self.return_train_score),
+            budget_param=budget_param,
+            n_parallel=n_parallel,
+            error_score=self.error_score,
         )
 
     def _labels(self, data: FitInput) -> tuple[Any, Any, Any]:

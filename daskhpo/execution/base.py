@@ -13,9 +13,9 @@ from typing import Any, Protocol, runtime_checkable
 
 from ..strategies.base import Job
 from .tasks import UnitOutcome
-from .work import CrossValWork, StreamWork
+from .work import ClusterFitWork, CrossValWork, StreamWork
 
-__all__ = ["Executor", "CrossValWork", "StreamWork", "make_executor"]
+__all__ = ["Executor", "ClusterFitWork", "CrossValWork", "StreamWork", "make_executor"]
 
 
 @runtime_checkable
@@ -65,8 +65,14 @@ class Executor(Protocol):
     def close(self) -> None: ...
 
 
-def make_executor(client: Any, work: CrossValWork | StreamWork, n_slots: int) -> Executor:
+def make_executor(
+    client: Any, work: CrossValWork | StreamWork | ClusterFitWork, n_slots: int
+) -> Executor:
     """The executor that runs ``work`` on ``client``'s cluster with ``n_slots`` worker threads."""
+    if isinstance(work, ClusterFitWork):
+        from .cluster_fit import ClusterFitExecutor
+
+        return ClusterFitExecutor(client, work, n_slots)
     if isinstance(work, StreamWork):
         from .incremental import StreamingExecutor
 

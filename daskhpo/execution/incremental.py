@@ -2,7 +2,11 @@
 
 A trial's model is a future. A job that raises a trial's budget from ``b0`` to ``b1`` runs ``b1 - b0``
 ``partial_fit`` calls, one per next training block of its fold, starting from the trial's previous model
-(never from scratch), and then scores the model. Blocks are either held on the cluster (futures computed
+(never from scratch), and then scores the model. A fold's training blocks are visited in a seeded
+order that changes every epoch (a new permutation each time every block was seen once; step ``s`` of
+every trial is the same block, whatever the number of workers), and in-memory data is cut into blocks
+after a seeded shuffle of its rows (stratified by class for classifiers), so data sorted by label or
+time still gives every block a fair sample. Blocks are either held on the cluster (futures computed
 or scattered once) or, when the data is larger than the cluster's memory, small dask graphs each task
 computes for itself, so no step ever gathers the array on one worker or on the client. How a job becomes
 tasks depends on that:
@@ -64,10 +68,40 @@ class BlockPlan:
     # fetching whatever blocks its worker lacks. (Copies made up front would not last: the Active
     # Memory Manager drops extra replicas within seconds.)
     local: bool = False
+    seed: int = 0  # of the per-epoch block orders
+    _orders: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
 
     @property
     def n_splits(self) -> int:
         return len(self.train)
+
+    def order(self, fold: int, epoch: int, n: int) -> np.ndarray:
+        """The order in which ``fold``'s ``n`` training blocks are visited in ``epoch`` (fold -1:
+        every block, for the refit): a seeded permutation, a new one every epoch."""
+        key = (fold, epoch)
+        if key not in self._orders:
+            rng = np.random.default_rng([self.seed, fold + 1, epoch])
+            self._orders[key] = rng.permutation(n)
+        return self._orders[key]
+
+    def steps(
+        self, fold: int, start: int, stop: int, blocks: Sequence[Block] | None = None
+    ) -> list[Block]:
+        """The blocks of ``partial_fit`` calls ``start`` to ``stop - 1`` of a trial on ``fold``
+        (``blocks``: another list to visit, such as every block for the refit with ``fold=-1``)."""
+        blocks = self.train[fold] if blocks is None else blocks
+        n = len(blocks)
+        out = []
+        for step in range(start, stop):
+            epoch, i = divmod(step, n)
+            out.append(blocks[int(self.order(fold, epoch, n)[i])])
+        return out
+
+    def epochs(self, calls: float) -> float:
+        """How many passes over its training blocks ``calls`` partial_fit calls make (on the fold
+        with the fewest blocks, so the number is never too small)."""
+        n = min(len(t) for t in self.train) if self.train else 1
+        return float(calls) / max(1, n)
 
 
 def _total_memory(client: Any) -> float:
@@ -115,6 +149,7 @@ def plan_blocks(
     chunk_size: int | None,
     persist: bool | str,
     random_state: int,
+    stratify: bool = False,
 ) -> BlockPlan:
     """Cut the data into blocks and assign them to folds.
 
@@ -129,15 +164,13 @@ def plan_blocks(
         n = X.shape[0] if hasattr(X, "shape") else len(X)
         size = chunk_size or max(1, math.ceil(n / 10))
         starts = list(range(0, n, size))
-        parts_X = [
-            X[s : s + size] if not hasattr(X, "iloc") else X.iloc[s : s + size] for s in starts
-        ]
-        parts_y = [
-            None
-            if y is None
-            else (y[s : s + size] if not hasattr(y, "iloc") else y.iloc[s : s + size])
-            for s in starts
-        ]
+        # Blocks of shuffled rows (stratified for classifiers): sorted data gives fair blocks.
+        rows = row_order(n, y if stratify else None, random_state)
+        position = np.empty(n, dtype=np.intp)
+        position[rows] = np.arange(n)
+        Xs, ys = _take(X, rows), None if y is None else _take(y, rows)
+        parts_X = [_take(Xs, slice(s, s + size)) for s in starts]
+        parts_y = [None if ys is None else _take(ys, slice(s, s + size)) for s in starts]
         nb = _nbytes(X)
         local = nb is not None and nb * _n_workers(client) <= 0.25 * _total_memory(client)
         fx = client.scatter(parts_X, hash=False, broadcast=local)
@@ -148,7 +181,7 @@ def plan_blocks(
         )
 
         def blocks_of(idx: np.ndarray) -> list[Block]:
-            idx = np.sort(np.asarray(idx))
+            idx = np.sort(position[np.asarray(idx)])
             out: list[Block] = []
             for b, s in enumerate(starts):
                 lo, hi = np.searchsorted(idx, [s, s + size])
@@ -162,8 +195,9 @@ def plan_blocks(
             held=True,
             local=local,
             n_blocks=len(starts),
-            nbytes=float(getattr(X, "nbytes", 0)) or None,
+            nbytes=nb,
             futures=[*fx, *(f for f in fy if f is not None)],
+            seed=random_state,
         )
 
     xb, kind = _dask_blocks(X)
@@ -226,7 +260,27 @@ def plan_blocks(
         ]
     train = [[parts[b] for b in range(n_blocks) if b not in set(test)] for test in fold_tests]
     test_blocks = [[parts[b] for b in test] for test in fold_tests]
-    return BlockPlan(train, test_blocks, held, n_blocks, nbytes, futures, local)
+    return BlockPlan(train, test_blocks, held, n_blocks, nbytes, futures, local, seed=random_state)
+
+
+def row_order(n: int, y: Any, seed: int) -> np.ndarray:
+    """A seeded shuffle of ``n`` rows; with labels ``y``, stratified: each class's rows are spread
+    evenly over the order, so every stretch of it has about the class shares of the whole."""
+    rng = np.random.default_rng([seed, 0])
+    labels = None if y is None else np.asarray(y)
+    if labels is None or labels.ndim != 1:
+        return rng.permutation(n)
+    rank = np.empty(n)
+    for label in np.unique(labels):
+        idx = np.flatnonzero(labels == label)
+        rng.shuffle(idx)
+        rank[idx] = (np.arange(len(idx)) + rng.random()) / len(idx)
+    return np.argsort(rank, kind="stable")
+
+
+def _take(data: Any, rows: Any) -> Any:
+    """Rows of an array, DataFrame or Series by position (a copy for an index array)."""
+    return data.iloc[rows] if hasattr(data, "iloc") else data[rows]
 
 
 def plan_labels(client: Any, plan: BlockPlan) -> np.ndarray:
@@ -238,7 +292,10 @@ def plan_labels(client: Any, plan: BlockPlan) -> np.ndarray:
 
 
 def _nbytes(X: Any) -> float | None:
-    value = getattr(X, "nbytes", None)
+    try:
+        value = getattr(X, "nbytes", None)
+    except NotImplementedError:  # dask DataFrames: unknown until computed
+        return None
     if isinstance(value, numbers.Real) and not math.isnan(float(value)):
         return float(value)
     return None
@@ -305,6 +362,7 @@ class StreamingExecutor:
             chunk_size=work.chunk_size,
             persist=work.persist,
             random_state=work.seed,
+            stratify=work.y is not None and is_classifier(work.estimator),
         )
         classes = work.classes
         if classes is None and work.y is not None and is_classifier(work.estimator):
@@ -352,8 +410,7 @@ class StreamingExecutor:
             flight = _Flight(job, [], [None] * self.plan.n_splits)
             for fold in range(self.plan.n_splits):
                 model = self._models.get((job.trial_id, fold))
-                train = self.plan.train[fold]
-                steps = [train[step % len(train)] for step in range(start, target)]
+                steps = self.plan.steps(fold, start, target)
                 test = self.plan.test[fold]
                 old = model
                 if self.plan.local:
@@ -445,13 +502,12 @@ class StreamingExecutor:
         (giving the same model) if it was released or lost."""
         future = self._models.get((trial_id, fold))
         if future is None:
-            train = self.plan.train[fold]
             future = self.client.submit(
                 train_steps,
                 None,
                 self._estimator,
                 dict(params),
-                [train[step % len(train)] for step in range(budget)],
+                self.plan.steps(fold, 0, budget),
                 self.fit_params,
                 self._classes,
                 key=self._key("partial-fit"),
@@ -496,13 +552,13 @@ class StreamingExecutor:
                 seen.setdefault(id(b[0]), b)
         blocks = [(b[0], b[1], None) for b in seen.values()]
         model = None
-        for step in range(calls):
+        for block in self.plan.steps(-1, 0, calls, blocks):
             model = self.client.submit(
                 train_steps,
                 model,
                 self._estimator,
                 dict(params),
-                [blocks[step % len(blocks)]],
+                [block],
                 self.fit_params,
                 self._classes,
                 pure=False,
@@ -518,6 +574,7 @@ class StreamingExecutor:
             "tasks": self.n_tasks,
             "partial_fit_calls": self.n_partial_fit_calls,
             "blocks": self.plan.n_blocks,
+            "train_blocks_per_fold": [len(t) for t in self.plan.train],
             "blocks_held": self.plan.held,
             "blocks_local": self.plan.local,
         }

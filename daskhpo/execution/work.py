@@ -11,7 +11,18 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["CrossValWork", "StreamWork"]
+__all__ = ["ClusterFitWork", "CrossValWork", "StreamWork", "DISTRIBUTED_MODULES", "is_distributed"]
+
+#: Modules whose estimators train on dask collections across the cluster (one fit is itself a
+#: distributed computation): a search runs their fits from the client, a few at a time.
+DISTRIBUTED_MODULES = ("xgboost.dask", "lightgbm.dask")
+
+
+def is_distributed(estimator: Any) -> bool:
+    """Whether ``estimator`` (or a pipeline's last step) fits on dask collections itself."""
+    final = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
+    module = type(final).__module__
+    return any(module == m or module.startswith(m + ".") for m in DISTRIBUTED_MODULES)
 
 
 @dataclass
@@ -71,3 +82,23 @@ class StreamWork:
     seed: int
     fit_params: dict[str, Any] = field(default_factory=dict)
     classes: Any = None
+
+
+@dataclass
+class ClusterFitWork:
+    """Fits of an estimator that trains on dask collections across the cluster (``xgboost.dask``,
+    ``lightgbm.dask``): each (candidate, fold) is one distributed fit started from the client, at
+    most ``n_parallel`` at once. Folds are made of whole partitions (``folds``: partition numbers).
+    """
+
+    X: Any
+    y: Any
+    folds: list[tuple[list[int], list[int]]]
+    estimator: Any
+    scorer: Any
+    token: str
+    fit_params: dict[str, Any] = field(default_factory=dict)
+    return_train_score: bool = False
+    budget_param: str | None = None
+    n_parallel: int | None = None  # None: as many as the smallest worker has threads
+    error_score: Any = "raise"

@@ -1,8 +1,9 @@
-"""Hyperband on a dask array several times larger than the workers' memory, on a real LocalCluster.
+"""Two epochs over a dask array several times larger than a worker's memory, on a real LocalCluster.
 
-The workers get a hard ``memory_limit``; the array is built lazily with ``dask.array.random`` and never
-exists in full anywhere. The search must finish with the same workers it started with (none killed by
-its nanny), none of them paused for memory, and a peak RSS well under the limit.
+The workers get a hard ``memory_limit``; the array is generated lazily block by block and never exists
+in full anywhere. The search must visit every block (each leaves a file when it is made), finish with
+the same workers it started with (none killed by its nanny), none of them paused for memory, and keep
+a peak RSS well under the limit.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from distributed import Client
 from scipy.stats import loguniform
 from sklearn.linear_model import SGDClassifier
 
-from daskhpo import HyperbandSearchCV
+import daskhpo
 from daskhpo.cluster import make_local_cluster
 
 # A worker that has imported scikit-learn and dask.array already holds about 280 MB (measured here), so
@@ -29,17 +30,6 @@ def _rss() -> int:
     import psutil
 
     return psutil.Process().memory_info().rss
-
-
-def make_data(nbytes: float, n_features: int = 40, block_bytes: float = 25e6, seed: int = 0):
-    """A lazily generated classification problem of about ``nbytes`` (X only), in row blocks."""
-    rows_per_block = int(block_bytes // (8 * n_features))
-    n_blocks = max(2, int(round(nbytes / block_bytes)))
-    rs = da.random.RandomState(seed)
-    X = rs.normal(size=(rows_per_block * n_blocks, n_features), chunks=(rows_per_block, n_features))
-    w = np.linspace(-1, 1, n_features)
-    y = (X @ w + 0.5 * X[:, 0] ** 2 > 0.5).astype("int64")
-    return X, y
 
 
 class PeakRSS:
@@ -70,21 +60,50 @@ class PeakRSS:
         self._thread.join()
 
 
+def touched_block(block_id=None, *, rows: int, n_features: int, seed: int, marks: str):
+    """Block ``block_id`` of a lazily generated array, leaving a file behind as proof it was made."""
+    from pathlib import Path
+
+    i = block_id[0]
+    Path(marks, str(i)).touch()
+    return np.random.default_rng([seed, i]).normal(size=(rows, n_features))
+
+
 @pytest.mark.timeout(600)
-def test_hyperband_on_data_larger_than_worker_memory():
+def test_two_epochs_stream_every_block_of_data_larger_than_a_worker(tmp_path):
+    """Two passes over an array 3.6x one worker's memory limit, every block computed, none held."""
+    n_features, block_bytes = 40, 50e6
+    rows = int(block_bytes // (8 * n_features))
+    n_blocks = 51
+    marks = tmp_path / "blocks"
+    marks.mkdir()
+    X = da.map_blocks(
+        touched_block,
+        rows=rows,
+        n_features=n_features,
+        seed=0,
+        marks=str(marks),
+        chunks=((rows,) * n_blocks, (n_features,)),
+        dtype=float,
+    )
+    w = np.linspace(-1, 1, n_features)
+    y = (X @ w + 0.5 * X[:, 0] ** 2 > 0.5).astype("int64")
+    assert X.nbytes >= 3.5 * MEMORY_LIMIT
+
     cluster = make_local_cluster(
         n_workers=2, memory_limit=MEMORY_LIMIT, dashboard_address="127.0.0.1:0"
     )
     with cluster, Client(cluster, set_as_default=False) as client:
-        X, y = make_data(2.8e9)
-        assert X.nbytes > 3.9 * MEMORY_LIMIT
-        assert X.nbytes > 1.9 * 2 * MEMORY_LIMIT  # about twice what the whole cluster holds
         workers_before = set(client.scheduler_info()["workers"])
-        search = HyperbandSearchCV(
+        n_test = 3
+        n_train = n_blocks - n_test
+        search = daskhpo.ASHASearchCV(
             SGDClassifier(tol=None, random_state=0),
             {"alpha": loguniform(1e-6, 1e-1)},
-            max_budget=3,
-            test_size=0.05,
+            n_candidates=2,
+            min_budget=2 * n_train,  # one rung: both trials make two full passes
+            max_budget=2 * n_train,
+            test_size=n_test / n_blocks,
             random_state=0,
             client=client,
         )
@@ -97,13 +116,12 @@ def test_hyperband_on_data_larger_than_worker_memory():
         text = "\n".join(line for lines in logs.values() for _, line in lines)
         assert "Pausing worker" not in text
         assert "Restarting worker" not in text
-        assert not search.stats_["blocks_held"], (
-            "the data should have been streamed, not held in memory"
-        )
-        # Peak RSS stays well under the limit: the array is never gathered on a worker.
+        assert not search.stats_["blocks_held"], "the data should have been streamed, not held"
+        assert search.metadata_["train_blocks_per_fold"] == [n_train]
+        assert set(search.metadata_["epochs"].values()) == {2.0}
+        assert search.stats_["partial_fit_calls"] == 2 * 2 * n_train
+        # Every block was made on the cluster: every training block, and the held-out ones.
+        assert sorted(int(f.name) for f in marks.iterdir()) == list(range(n_blocks))
         assert rss.peak and max(rss.peak.values()) < 0.8 * MEMORY_LIMIT, rss.peak
-        # A real search ran: all three brackets' evaluations, a model that predicts.
-        assert len(search.cv_results_["params"]) == search.metadata_["totals"]["told_jobs"]
         assert 0.5 < search.best_score_ <= 1.0
-        Xs = X[:1000].compute()
-        assert search.best_estimator_.predict(Xs).shape == (1000,)
+        assert search.best_estimator_.predict(X[:1000].compute()).shape == (1000,)
