@@ -146,9 +146,9 @@ def main() -> None:
                 break
     record(
         "daskhpo ASHA",
-        lambda: ASHASearchCV(base, space, n_candidates=n_configs, max_budget=max_budget, **common).fit(
-            Xd, yd, classes=classes
-        ),
+        lambda: ASHASearchCV(
+            base, space, n_candidates=n_configs, max_budget=max_budget, **common
+        ).fit(Xd, yd, classes=classes),
         lambda s: s.metadata_["partial_fit_calls"],
     )
     record(

@@ -52,7 +52,9 @@ def _optuna_writer(path: str, name: str, n: int, start: float) -> None:
     from optuna.distributions import FloatDistribution, IntDistribution
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = optuna.storages.RDBStorage(f"sqlite:///{path}", engine_kwargs={"connect_args": {"timeout": 60}})
+    storage = optuna.storages.RDBStorage(
+        f"sqlite:///{path}", engine_kwargs={"connect_args": {"timeout": 60}}
+    )
     study = optuna.create_study(study_name=name, storage=storage, load_if_exists=True)
     dists = {"alpha": FloatDistribution(0, 1), "max_depth": IntDistribution(0, 6)}
     while time.time() < start:

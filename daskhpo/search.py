@@ -475,6 +475,11 @@ class _DaskSearchMixin(_SklearnBaseSearchCV):
             raise InvalidSearchError(
                 f"groups= are not supported with {name}: folds are partitions."
             )
+        if getattr(self, "trial_timeout", None) is not None:
+            raise InvalidSearchError(
+                f"trial_timeout={self.trial_timeout!r}: a distributed fit of {name} cannot be "
+                "stopped half-way; leave trial_timeout unset."
+            )
         token = tokenize(
             self._data_token(X),
             self._data_token(y) if y is not None else None,

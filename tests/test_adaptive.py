@@ -23,6 +23,7 @@ from daskhpo import (
     SuccessiveHalvingSearchCV,
 )
 from daskhpo.exceptions import InvalidSearchError
+from daskhpo.execution.incremental import BlockPlan, row_order
 
 X, y = make_classification(n_samples=600, n_features=8, n_informative=5, random_state=0)
 SGD_SPACE = {"alpha": loguniform(1e-5, 1e-1), "eta0": loguniform(1e-3, 1e-1)}
@@ -113,16 +114,22 @@ def test_hyperband_models_continue_between_rungs(client):
     assert per_bracket_rung == {(2, 0): 9, (2, 1): 3, (2, 2): 1, (1, 0): 5, (1, 1): 1, (0, 0): 3}
 
     train, test = next(StratifiedShuffleSplit(1, test_size=0.25, random_state=0).split(X, y))
-    train = np.sort(train)
-    blocks = [train[(train >= s) & (train < s + 60)] for s in range(0, len(X), 60)]
-    blocks = [b for b in blocks if len(b)]
+    # Blocks of 60 rows of the seeded, stratified row order; the fold's rows of each, in that order.
+    order = row_order(len(X), y, 0)
+    position = np.empty(len(X), dtype=int)
+    position[order] = np.arange(len(X))
+    p = np.sort(position[train])
+    blocks = [order[p[(p >= s) & (p < s + 60)]] for s in range(0, len(X), 60)]
+    blocks = [(b, None, None) for b in blocks if len(b)]
+    plan = BlockPlan(
+        train=[blocks], test=[[]], held=True, n_blocks=len(blocks), nbytes=None, seed=0
+    )
     classes = np.unique(y)
     for params, budget, score in zip(
         res["params"], res["budget"], res["mean_test_score"], strict=True
     ):
         model = SGDClassifier(tol=None, random_state=0).set_params(**params)
-        for step in range(int(budget)):
-            b = blocks[step % len(blocks)]
+        for b, _, _ in plan.steps(0, 0, int(budget)):  # a new seeded block order each epoch
             model.partial_fit(X[b], y[b], classes=classes)
         assert model.score(X[test], y[test]) == pytest.approx(score, abs=1e-12)
     # Continuation: the calls spent are the budget increments, not the sum of the budgets evaluated.
@@ -288,12 +295,24 @@ def test_bad_settings_fail_before_any_cluster_work(make, message):
         search.fit(X, y)
 
 
-def test_sample_resources_refuse_dask_input():
-    search = SuccessiveHalvingSearchCV(
-        LogisticRegression(), {"C": [0.1, 1.0]}, resource="n_samples", client="tcp://127.0.0.1:9"
-    )
-    with pytest.raises(InvalidSearchError, match="resource='partial_fit'"):
-        search.fit(da.from_array(X, chunks=100), da.from_array(y, chunks=100))
+def test_sample_resources_take_dask_input_as_in_memory_data(client):
+    """resource='n_samples' on dask arrays: X is computed on the cluster as a grid search does, and
+    the folds, subsamples and scores are those of the same search on the arrays in memory."""
+
+    def search():
+        return SuccessiveHalvingSearchCV(
+            LogisticRegression(max_iter=500),
+            {"C": [0.01, 0.1, 1.0, 10.0]},
+            resource="n_samples",
+            cv=3,
+            random_state=0,
+            client=client,
+        )
+
+    on_dask = search().fit(da.from_array(X, chunks=100), da.from_array(y, chunks=100))
+    in_memory = search().fit(X, y)
+    for key in ("params", "budget", "mean_test_score", "split2_test_score"):
+        assert list(on_dask.cv_results_[key]) == list(in_memory.cv_results_[key]), key
 
 
 def test_hyperband_resumes_from_a_store_with_the_same_results(client, tmp_path):

@@ -112,9 +112,13 @@ def test_refused_before_any_work_with_the_fix(client):
     est = xgb_dask.DaskXGBClassifier(n_estimators=5)
     with pytest.raises(InvalidSearchError, match="pass X and y as dask"):
         daskhpo.GridSearchCV(est, {"max_depth": [2]}, client=client).fit(X, y)
-    dX, dy = _data(npartitions=2)
     with pytest.raises(InvalidSearchError, match="need at least 3 partitions"):
-        daskhpo.GridSearchCV(est, {"max_depth": [2]}, cv=3, client=client).fit(dX, dy)
+        daskhpo.GridSearchCV(est, {"max_depth": [2]}, cv=3, client=client).fit(
+            *_data(npartitions=2)
+        )
+    dX, dy = _data()
+    with pytest.raises(InvalidSearchError, match="trial_timeout=5: a distributed fit"):
+        daskhpo.GridSearchCV(est, {"max_depth": [2]}, trial_timeout=5, client=client).fit(dX, dy)
     with pytest.raises(InvalidSearchError, match="budget must be one of its parameters"):
         daskhpo.HyperbandSearchCV(
             est, {"max_depth": [2]}, resource="n_samples", max_budget=9, client=client
