@@ -282,6 +282,28 @@ class _AdaptiveSearchCV(_DaskSearchMixin):
             self.test_size,
             type(self).__name__,
         )
+        return self._adaptive_setup(
+            strategy,
+            work,
+            fingerprint,
+            resource,
+            (min_budget, max_budget),
+            n_splits,
+            f"{n_splits} fold(s), on {{n_slots}} Dask worker threads",
+        )
+
+    def _adaptive_setup(
+        self,
+        strategy: Any,
+        work: Any,
+        fingerprint: str,
+        resource: str,
+        budgets: tuple[Any, Any],
+        n_splits: int,
+        where: str,
+    ) -> Setup:
+        """The :class:`Setup` every adaptive search answers (``where``: the header's tail)."""
+        min_budget, max_budget = budgets
         return Setup(
             strategy=strategy,
             work=work,
@@ -290,7 +312,7 @@ class _AdaptiveSearchCV(_DaskSearchMixin):
             best_rule=self._best_rule,
             name_prefix=type(self).__name__,
             header=f"{type(self).__name__}: budget = {resource}, from {min_budget} to "
-            f"{max_budget}, {n_splits} fold(s), on {{n_slots}} Dask worker threads",
+            f"{max_budget}, {where}",
             budget_param=resource,
             history=True,
             extra={"resource": resource, "min_budget": min_budget, "max_budget": max_budget},
@@ -316,25 +338,22 @@ class _AdaptiveSearchCV(_DaskSearchMixin):
         strategy = self._make_adaptive(
             RandomSource(self.param_distributions, seed), min_budget, max_budget
         )
-        return Setup(
-            strategy=strategy,
-            work=work,
-            fingerprint=tokenize(
-                work.token,
-                repr(self.param_distributions),
-                min_budget,
-                max_budget,
-                getattr(self, "reduction_factor", None),
-                type(self).__name__,
-            ),
-            settings=self._adaptive_spec(resource, min_budget, max_budget, n_splits),
-            best_rule=self._best_rule,
-            name_prefix=type(self).__name__,
-            header=f"{type(self).__name__}: budget = {resource}, from {min_budget} to "
-            f"{max_budget}, {n_splits} folds of whole partitions, distributed fits",
-            budget_param=resource,
-            history=True,
-            extra={"resource": resource, "min_budget": min_budget, "max_budget": max_budget},
+        fingerprint = tokenize(
+            work.token,
+            repr(self.param_distributions),
+            min_budget,
+            max_budget,
+            getattr(self, "reduction_factor", None),
+            type(self).__name__,
+        )
+        return self._adaptive_setup(
+            strategy,
+            work,
+            fingerprint,
+            resource,
+            (min_budget, max_budget),
+            n_splits,
+            f"{n_splits} folds of whole partitions, distributed fits",
         )
 
     def _metadata(
