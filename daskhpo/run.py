@@ -33,6 +33,7 @@ from sklearn.metrics._scorer import _MultimetricScorer
 
 from .callbacks import SearchCallbacks, management
 from .cluster import get_client
+from .cluster.tuning import tune_workers
 from .exceptions import FitFailedError, InvalidSearchError
 from .execution.base import Executor, make_executor
 from .execution.executor import UnitKeys, prime_cache, unit_context_of
@@ -232,6 +233,7 @@ class SearchRun:
         if self.executor_factory is None:
             if client is None:
                 client = get_client(s._cluster_target(), verbose=s.verbose)
+                tune_workers(client)  # fast short fits on clusters the user started, once each
             n_slots = s._slots(client)
             executor = make_executor(client, work, n_slots)
         else:

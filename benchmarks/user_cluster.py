@@ -1,0 +1,94 @@
+"""The digits grid on a LocalCluster the user made, against scikit-learn ``GridSearchCV(n_jobs=-1)``.
+
+Run ``python benchmarks/user_cluster.py [--repeat 3] [--json FILE]``. In one process: the seed's
+digits grid (1,176 decision trees x 3 folds = 3,528 fits, ``daskhpo.cli.DEMO_GRID``) with
+
+- scikit-learn ``GridSearchCV(n_jobs=-1)`` (loky, 2 processes here);
+- daskhpo on a plain ``distributed.LocalCluster(n_workers=2, threads_per_worker=1)`` made as a user
+  makes one (its nanny sets ``MALLOC_TRIM_THRESHOLD_`` in the workers), with daskhpo's worker plugin
+  (``daskhpo.cluster.tuning``, the default);
+- the same with the plugin turned off (``daskhpo.tune-workers: false``), on a fresh cluster.
+
+Each is run ``--repeat`` times after one warm-up; the table shows the median and the ratio of
+scikit-learn's median to each (above 1: faster than scikit-learn). Target: >= 1.3x with the plugin.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+
+    import dask
+    from distributed import Client, LocalCluster
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import GridSearchCV as SkGrid
+    from sklearn.tree import DecisionTreeClassifier
+
+    from daskhpo import GridSearchCV
+    from daskhpo.cli import DEMO_GRID
+
+    X, y = load_digits(return_X_y=True)
+    tree = DecisionTreeClassifier(random_state=0)
+
+    def timed(fn, n):  # type: ignore[no-untyped-def]
+        fn()  # warm-up: imports, worker start-up, first data transfer
+        times = []
+        for _ in range(n):
+            t = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t)
+        return times
+
+    results = {}
+    results["scikit-learn GridSearchCV(n_jobs=-1)"] = timed(
+        lambda: SkGrid(tree, DEMO_GRID, cv=3, n_jobs=-1).fit(X, y), args.repeat
+    )
+    for label, tune in (
+        ("daskhpo, user LocalCluster, plugin", True),
+        ("daskhpo, user LocalCluster, no plugin", False),
+    ):
+        with (
+            dask.config.set({"daskhpo.tune-workers": tune}),
+            LocalCluster(
+                n_workers=2, threads_per_worker=1, dashboard_address="127.0.0.1:0"
+            ) as cluster,
+            Client(cluster) as client,
+        ):
+            results[label] = timed(
+                lambda client=client: GridSearchCV(tree, DEMO_GRID, cv=3, client=client).fit(X, y),
+                args.repeat,
+            )
+            applied = {
+                str(s)
+                for s in client.run(
+                    lambda dask_worker: getattr(dask_worker, "daskhpo_allocator", None)
+                ).values()
+            }
+            print(f"{label}: worker plugin state {sorted(applied)}", file=sys.stderr)
+    base = statistics.median(results["scikit-learn GridSearchCV(n_jobs=-1)"])
+    print(f"{'run':42} {'median s':>9} {'runs':>24} {'sklearn/this':>13}")
+    rows = []
+    for label, times in results.items():
+        med = statistics.median(times)
+        runs = ", ".join(f"{t:.2f}" for t in times)
+        print(f"{label:42} {med:9.2f} {runs:>24} {base / med:13.2f}")
+        rows.append({"run": label, "median_s": med, "runs": times, "sklearn_over_this": base / med})
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()
