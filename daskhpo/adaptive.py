@@ -266,10 +266,10 @@ class _AdaptiveSearchCV(_DaskSearchMixin):
             work.content = self._unit_content(
                 X, y, fit_params, {}, resource, repr(work.subsample_seed)
             )
-        data_token = X.name if is_dask_collection(X) and hasattr(X, "name") else tokenize(X)
+        data_token = self._data_token(X)
         fingerprint = tokenize(
             data_token,
-            y if not is_dask_collection(y) else getattr(y, "name", None),
+            self._data_token(y) if y is not None else None,
             self.estimator,
             repr(self.param_distributions),
             seed,

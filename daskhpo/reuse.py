@@ -8,7 +8,10 @@ A unit's key is a token of everything its scores depend on:
   the candidate's parameters;
 - the scoring, the fit and score parameters, ``return_train_score``, ``error_score``, scikit-learn's
   configuration and the subsample seed of a budget counted in samples;
-- the versions of scikit-learn, NumPy and of every package an estimator in the tree comes from.
+- the versions of scikit-learn, NumPy, SciPy and of every package an estimator (or a scorer's
+  function) in the tree comes from; for a class or function of the user's own code (a notebook's
+  ``__main__``, a module with no installed version) a hash of its source, so that editing it
+  recomputes.
 
 Change any of these and the key changes, so nothing matches: a new estimator version, other data,
 another fold or another scoring recomputes. The store only compares keys; it never unpickles or runs
@@ -141,16 +144,44 @@ def estimator_form(est: Any) -> Any:
     return est
 
 
-def _packages(est: Any, found: set[str]) -> None:
+def _packages(est: Any, found: set[str], code: dict[str, Any]) -> None:
+    """Collect the top-level packages of ``est``'s classes (and of callables in it), and the code
+    objects of those whose package has no version (a notebook's or the user's own module)."""
     if _is_estimator(est):
-        found.add(type(est).__module__.split(".")[0])
+        _note(type(est), found, code)
         for value in est.get_params(deep=False).values():
-            _packages(value, found)
+            _packages(value, found, code)
     elif isinstance(est, (list, tuple)):
         for v in est:
-            _packages(v, found)
-    elif callable(est) and hasattr(est, "__module__") and est.__module__:
-        found.add(str(est.__module__).split(".")[0])
+            _packages(v, found, code)
+    elif isinstance(est, dict):
+        for v in est.values():
+            _packages(v, found, code)
+    elif callable(est) and getattr(est, "__module__", None):
+        _note(est, found, code)
+        for inner in (getattr(est, "_score_func", None), getattr(est, "func", None)):
+            if inner is not None and inner is not est:
+                _packages(inner, found, code)
+
+
+def _note(obj: Any, found: set[str], code: dict[str, Any]) -> None:
+    package = str(obj.__module__).split(".")[0]
+    found.add(package)
+    if package == "__main__" or package_version(package) == "unknown":
+        code[f"{obj.__module__}.{getattr(obj, '__qualname__', repr(obj))}"] = _source_token(obj)
+
+
+def _source_token(obj: Any) -> str:
+    """A hash of the source of a class or function defined outside any installed package, so that
+    editing it makes new keys; a fresh random token when the source cannot be read (never reused)."""
+    import hashlib
+    import inspect
+    import uuid
+
+    try:
+        return hashlib.sha256(inspect.getsource(obj).encode()).hexdigest()[:16]
+    except (OSError, TypeError):
+        return "unreadable-" + uuid.uuid4().hex
 
 
 def package_version(package: str) -> str:
@@ -167,11 +198,15 @@ def package_version(package: str) -> str:
 def versions_of(*objects: Any) -> dict[str, str]:
     """The versions of scikit-learn, NumPy and every package the estimators (and callables such as
     scorers) in ``objects`` come from, by top-level module name."""
-    found = {"sklearn", "numpy"}
+    found = {"sklearn", "numpy", "scipy"}
+    code: dict[str, Any] = {}
     for obj in objects:
-        _packages(obj, found)
+        _packages(obj, found, code)
     found -= {"builtins", "__main__"}
-    return {p: package_version(p) for p in sorted(found)}
+    out = {p: package_version(p) for p in sorted(found)}
+    # Classes and functions of the user's own code: their source stands in for a version.
+    out.update({f"code:{name}": token for name, token in sorted(code.items())})
+    return out
 
 
 @dataclass

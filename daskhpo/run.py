@@ -192,7 +192,9 @@ class SearchRun:
             candidates = (
                 setup.strategy.candidates if isinstance(setup.strategy, Enumerated) else None
             )
-            self._attach_reuse(setup.work, store, carried if candidates else (), candidates)
+            self._attach_reuse(
+                setup.work, store, carried if candidates else (), candidates, setup.fingerprint
+            )
             executor, n_slots, client = self._executor(setup.work, strategy=setup.strategy)
             try:
                 rows = self._loop(setup, store, executor, replayed, n_slots, refit_metric, client)
@@ -248,14 +250,17 @@ class SearchRun:
         store: Store,
         carried: Sequence[Result] = (),
         candidates: Sequence[Mapping[str, Any]] | None = None,
+        identity: str | None = None,
     ) -> None:
         """Let the executor take units from the store's unit cache (and from ``carried``: the trials
         of the fit being extended, whose folds are this fit's own)."""
         if not isinstance(work, CrossValWork) or work.content is None:
             return
         s = self.search
+        # Rows are tagged with the search's fingerprint, not the store's name: one MemoryStore may
+        # serve several searches, and a warm start must tell them apart.
         policy = ReusePolicy(
-            getattr(s, "reuse", True), getattr(s, "reuse_failures", False), search=store.name
+            getattr(s, "reuse", True), getattr(s, "reuse_failures", False), search=identity
         )
         keeps = isinstance(store, UnitCache) and getattr(store, "keeps_units", True)
         cache: Any = store if keeps else None
@@ -283,7 +288,7 @@ class SearchRun:
         by_params: dict[str, dict[int, dict[str, Any]]] = {}
         assert isinstance(store, UnitCache)
         for row in store.units_for_context(context):
-            if row.get("search") == store.name or row["status"] != "ok":
+            if row.get("search") == setup.fingerprint or row["status"] != "ok":
                 continue
             data = row["data"]
             text = json.dumps(data["params"], sort_keys=True)
@@ -365,7 +370,14 @@ class SearchRun:
         info = store.info()
         where = f"{getattr(s, 'storage', None)} (search {store.name!r})"
         reset = getattr(store, "reset", None)
-        if info["n_trials"] and not resume and getattr(s, "name", None) is None and reset:
+        finished = info.get("status") == "finished"
+        if (
+            info["n_trials"]
+            and not resume
+            and getattr(s, "name", None) is None
+            and reset
+            and finished
+        ):
             # The same search again under its default name (a notebook cell run twice): it runs
             # again from the start, and every fit it made before comes back from the unit cache.
             reset()
@@ -868,7 +880,7 @@ class PushedSearch:
             )
         s._check_param_names(candidates)
         work = s._crossval_work(data, folds, candidates)
-        run._attach_reuse(work, self.store)
+        run._attach_reuse(work, self.store, identity=self.fingerprint)
         # Calls differ in how many candidates share a pipeline prefix, and one executor serves
         # several calls: shared prefixes are counted by the units that wait for them instead.
         work.prefix_demand = None

@@ -99,6 +99,8 @@ def extended_grid(grid: Any, more: Any) -> Any:
     if isinstance(grid, Mapping) and isinstance(more, Mapping) and set(more) <= set(grid):
         out = {k: list(v) for k, v in grid.items()}
         for k, values in more.items():
+            if isinstance(values, np.ndarray):
+                values = list(values)
             if isinstance(values, str) or not isinstance(values, Sequence):
                 raise InvalidSearchError(
                     f"extend: param_grid[{k!r}]={values!r}: give a list of values to add."
@@ -390,12 +392,17 @@ class _DaskSearchMixin(_SklearnBaseSearchCV):
             )
         new = self._extended_settings(changes)
         old = {k: getattr(self, k) for k in new}
+        previous: Any = self.store_
         self.set_params(**new)
         try:
-            return SearchRun(self).fit(X, y, resume=False, params=params, previous=self.store_)
+            return SearchRun(self).fit(X, y, resume=False, params=params, previous=previous)
         except InvalidSearchError:
-            self.set_params(**old)  # refused before any work: the fitted search is as it was
+            # Refused before any work: the fitted search is as it was, store included.
+            self.set_params(**old)
+            self.store_ = previous
             raise
+
+    store_: Any  # set by fit (daskhpo.run.SearchRun); annotated only, so unfitted searches lack it
 
     #: The keywords :meth:`extend` takes for this search (none: it cannot be extended).
     _extension_names: tuple[str, ...] = ()
@@ -473,7 +480,8 @@ class _DaskSearchMixin(_SklearnBaseSearchCV):
             )
         if data.groups is not None:
             raise InvalidSearchError(
-                f"groups= are not supported with {name}: folds are partitions."
+                f"groups= are not supported with {name}, whose folds are whole partitions: "
+                "leave groups out, or put each group in partitions of its own and drop groups=."
             )
         if getattr(self, "trial_timeout", None) is not None:
             raise InvalidSearchError(
@@ -518,7 +526,9 @@ class _DaskSearchMixin(_SklearnBaseSearchCV):
 
     @staticmethod
     def _data_token(X: Any) -> str:
-        return X.name if hasattr(X, "name") and is_dask_collection(X) else tokenize(X)
+        # A dask collection's token comes from its graph (cheap); a dask Series' .name would be its
+        # column name, the same for other data.
+        return str(tokenize(X))
 
     def _crossval_work(
         self,

@@ -193,3 +193,9 @@ def test_a_dask_array_as_x_with_in_memory_y_is_refused_with_the_fix(client):
         daskhpo.HyperbandSearchCV(SGD, SPACE, max_budget=6, client=client).fit(
             X, Y_SORTED, classes=[0, 1, 2]
         )
+
+
+def test_lists_as_x_and_y_still_work_for_partial_fit_searches(client):
+    search = daskhpo.HyperbandSearchCV(SGD, SPACE, max_budget=6, random_state=0, client=client)
+    search.fit(X_SORTED.tolist(), Y_SORTED.tolist(), classes=[0, 1, 2])
+    assert 0.5 < search.best_score_ <= 1.0

@@ -425,3 +425,79 @@ def test_a_pipeline_with_shared_prefixes_fits_only_what_the_new_value_needs(clie
     assert again.stats_["prefix_tasks"] == 9  # the 3 x 3 prefixes the new candidates share
     _same_scores(again, SkGridSearchCV(pipe, more, cv=3).fit(X, y), keys=("mean_test_score",))
     assert random_sources(PCA()) == ["random_state"]  # "auto" may pick the randomized solver
+
+
+# -- found in review ------------------------------------------------------------------------------
+def test_a_refused_extend_leaves_the_search_extendable(client):
+    search = RandomizedSearchCV(
+        SVC(), {"C": Float(0.1, 10)}, n_iter=4, cv=3, random_state=0, client=client
+    ).fit(X, y)
+    store = search.store_
+    with pytest.raises(InvalidSearchError, match="the data, folds"):
+        search.extend(X[:100], y[:100], n_iter=6)
+    assert search.store_ is store
+    search.extend(X, y, n_iter=6)
+    assert search.stats_["units_computed"] == 2 * 3 and search.stats_["units_reused"] == 4 * 3
+
+
+def test_an_unfinished_search_under_its_default_name_still_needs_resume(client, tmp_path):
+    storage = f"sqlite:///{tmp_path / 'runs.db'}"
+    first = _svc_grid(C5, storage, client).fit(X, y)
+    first.store_.set_status("interrupted")  # as a Ctrl-C leaves it
+    with pytest.raises(InvalidSearchError, match="pass resume=True"):
+        _svc_grid(C5, storage, client).fit(X, y)
+    assert len(first.store_) == 5  # its trials are still there
+
+
+def test_searches_sharing_a_memory_store_warm_start_each_other(client):
+    store = MemoryStore("shared")
+    space = {"C": Float(1e-2, 1e3, log=True), "gamma": Float(1e-4, 1.0, log=True)}
+    _svc_grid(C5, store, client).fit(X, y)
+    warm = BayesSearchCV(
+        SVC(),
+        space,
+        n_candidates=2,
+        cv=5,
+        random_state=0,
+        storage=store,
+        client=client,
+        warm_start=True,
+    ).fit(X, y)
+    assert warm.stats_["warm_start_trials"] == 5
+
+
+def test_editing_a_users_own_estimator_changes_its_keys(tmp_path, monkeypatch):
+    import importlib
+    import sys
+
+    from daskhpo.reuse import versions_of
+
+    source = (
+        "from sklearn.base import BaseEstimator, TransformerMixin\n"
+        "class Shift(TransformerMixin, BaseEstimator):\n"
+        "    def fit(self, X, y=None):\n        return self\n"
+        "    def transform(self, X):\n        return X + {}\n"
+    )
+    (tmp_path / "my_steps.py").write_text(source.format(1))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = importlib.import_module("my_steps")
+    before = versions_of(make_pipeline(module.Shift(), SVC()))
+    assert "code:my_steps.Shift" in before and "scipy" in before
+    (tmp_path / "my_steps.py").write_text(source.format(2))  # the user fixes a bug
+    module = importlib.reload(module)
+    after = versions_of(make_pipeline(module.Shift(), SVC()))
+    assert after["code:my_steps.Shift"] != before["code:my_steps.Shift"]
+    assert {k: v for k, v in after.items() if not k.startswith("code:")} == {
+        k: v for k, v in before.items() if not k.startswith("code:")
+    }
+    sys.modules.pop("my_steps", None)
+
+
+def test_dask_series_with_the_same_name_but_other_data_do_not_match():
+    import dask.dataframe as dd
+    import pandas as pd
+
+    a = dd.from_pandas(pd.Series([0, 1, 0, 1], name="target"), npartitions=2)
+    b = dd.from_pandas(pd.Series([1, 1, 0, 0], name="target"), npartitions=2)
+    assert GridSearchCV._data_token(a) != GridSearchCV._data_token(b)
+    assert GridSearchCV._data_token(a) == GridSearchCV._data_token(a)

@@ -22,7 +22,8 @@ def installed_versions(rows: list[dict[str, Any]]) -> dict[str, str]:
     """The versions installed here of every package the rows name (``unknown`` if not installed)."""
     from ..reuse import package_version
 
-    names = sorted({p for r in rows for p in r["versions"]})
+    # "code:" entries hash the user's own classes: not a package to look up.
+    names = sorted({p for r in rows for p in r["versions"] if not p.startswith("code:")})
     return {p: package_version(p) for p in names}
 
 
@@ -59,7 +60,7 @@ def cmd_cache_stats(args: argparse.Namespace) -> int:
 
 
 def _is_stale(versions: dict[str, str], here: dict[str, str]) -> bool:
-    return any(here.get(k) != v for k, v in versions.items())
+    return any(here.get(k) != v for k, v in versions.items() if not k.startswith("code:"))
 
 
 def cmd_cache_prune(args: argparse.Namespace) -> int:

@@ -14,12 +14,12 @@ no fold's X ever comes to the client; any scikit-learn scorer then scores them.
 from __future__ import annotations
 
 import math
-import threading
 import time
 import traceback
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -65,9 +65,10 @@ class _Predictions:
     """A fitted distributed estimator as scikit-learn's scorers see it: each prediction method runs
     on the cluster once for the fold's data and returns NumPy values (whatever X they are given)."""
 
-    def __init__(self, estimator: Any, X: Any) -> None:
+    def __init__(self, estimator: Any, X: Any, client: Any) -> None:
         self._estimator = estimator
         self._X = X
+        self._client = client
         self._cache: dict[str, Any] = {}
         for name in ("classes_", "n_features_in_", "feature_names_in_"):
             if hasattr(estimator, name):
@@ -79,7 +80,7 @@ class _Predictions:
     def _values(self, method: str) -> Any:
         if method not in self._cache:
             out = getattr(self._estimator, method)(self._X)
-            self._cache[method] = np.asarray(out.compute() if hasattr(out, "compute") else out)
+            self._cache[method] = np.asarray(_computed(out, self._client))
         return self._cache[method]
 
     def predict(self, X: Any = None) -> Any:
@@ -113,10 +114,27 @@ class _Predictions:
         return getattr(self._estimator, name)
 
 
-def _labels(y: Any) -> Any:
-    if y is None:
-        return None
-    return np.asarray(y.compute() if hasattr(y, "compute") else y)
+def _computed(value: Any, client: Any) -> Any:
+    """A dask collection computed on the search's cluster (never by a local scheduler)."""
+    return value.compute(scheduler=client) if hasattr(value, "compute") else value
+
+
+def _labels(y: Any, client: Any) -> Any:
+    return None if y is None else np.asarray(_computed(y, client))
+
+
+@contextmanager
+def _current(client: Any) -> Iterator[None]:
+    """``client`` as the current one in this thread only: xgboost.dask asks distributed for "the"
+    client even when given one. (``Client.as_current`` would also set dask's global scheduler
+    config, which threads entering and leaving it at once would leave behind.)"""
+    from distributed.client import _current_client
+
+    token = _current_client.set(client)
+    try:
+        yield
+    finally:
+        _current_client.reset(token)
 
 
 class ClusterFitExecutor:
@@ -129,14 +147,14 @@ class ClusterFitExecutor:
         self.client = client
         self.work = work
         threads = list(client.nthreads().values()) or [1]
-        self.n_parallel = int(work.n_parallel or min(threads))
-        self.n_parallel = max(1, min(self.n_parallel, n_slots))
+        # Never more than the smallest worker has threads, whatever n_jobs says: each fit holds a
+        # thread on every worker, and fits waiting on each other for threads would never finish.
+        self.n_parallel = max(1, min(int(work.n_parallel or min(threads)), min(threads), n_slots))
         self._pool = ThreadPoolExecutor(self.n_parallel, thread_name_prefix="daskhpo-fit")
         self._queue: deque[tuple[Job, int]] = deque()
         self._running: dict[Future[UnitOutcome], tuple[Job, int]] = {}
         self._outcomes: dict[int, list[UnitOutcome | None]] = {}
         self._jobs: dict[int, Job] = {}
-        self._lock = threading.Lock()
         self.n_fits = 0
 
     @property
@@ -182,9 +200,7 @@ class ClusterFitExecutor:
         return estimator, time.perf_counter() - t0
 
     def _fit_fold(self, job: Job, fold: int) -> UnitOutcome:
-        # The search's client is the current one in this thread: xgboost.dask asks distributed for
-        # "the" client even when given one, which fails when the client is not the default.
-        with self.client.as_current():
+        with _current(self.client):
             return self._fit_and_score(job, fold)
 
     def _fit_and_score(self, job: Job, fold: int) -> UnitOutcome:
@@ -196,12 +212,15 @@ class ClusterFitExecutor:
             estimator, fit_time = self._fitted(self._params(job), train)
             t0 = time.perf_counter()
             Xte = _parts(w.X, test)
-            test_scores = w.scorer(_Predictions(estimator, Xte), Xte, _labels(_parts(w.y, test)))
+            ytest = _labels(_parts(w.y, test), self.client)
+            test_scores = w.scorer(_Predictions(estimator, Xte, self.client), Xte, ytest)
             train_scores = None
             if w.return_train_score:
                 Xtr = _parts(w.X, train)
                 train_scores = w.scorer(
-                    _Predictions(estimator, Xtr), Xtr, _labels(_parts(w.y, train))
+                    _Predictions(estimator, Xtr, self.client),
+                    Xtr,
+                    _labels(_parts(w.y, train), self.client),
                 )
             return UnitOutcome(key, test_scores, train_scores, fit_time, time.perf_counter() - t0)
         except Exception as exc:  # a fit or scoring error is the candidate's, as in scikit-learn
@@ -236,7 +255,7 @@ class ClusterFitExecutor:
     ) -> tuple[Any, float]:
         """A distributed fit of ``params`` on every partition (``params`` hold the budget already)."""
         n_parts = len(self.work.folds[0][0]) + len(self.work.folds[0][1])
-        with self.client.as_current():
+        with _current(self.client):
             return self._fitted(params, list(range(n_parts)))
 
     def stats(self) -> dict[str, Any]:

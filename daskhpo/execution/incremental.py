@@ -279,8 +279,10 @@ def row_order(n: int, y: Any, seed: int) -> np.ndarray:
 
 
 def _take(data: Any, rows: Any) -> Any:
-    """Rows of an array, DataFrame or Series by position (a copy for an index array)."""
-    return data.iloc[rows] if hasattr(data, "iloc") else data[rows]
+    """Rows of an array, sparse matrix, DataFrame, Series or list by position."""
+    from sklearn.utils import _safe_indexing
+
+    return _safe_indexing(data, rows)
 
 
 def plan_labels(client: Any, plan: BlockPlan) -> np.ndarray:

@@ -157,19 +157,42 @@ class WorkerRestart:
         whose event loop is frozen cannot hand anything over; the copy is then given up after
         :data:`CALL_TIMEOUT` and the restart goes on (the warning of the timeout says so).
         """
-        workers = self.client.scheduler_info(n_workers=-1)["workers"]
-        if not any(a != self.address for a in workers):
+        # A worker restarted a moment ago may not be running yet: wait for one to copy to.
+        deadline = time.monotonic() + CALL_TIMEOUT
+        while True:
+            workers = self.client.scheduler_info(n_workers=-1)["workers"]
+            ready = [
+                a
+                for a, w in workers.items()
+                if a != self.address and w.get("status", "running") == "running"
+            ]
+            if ready or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        if not ready:
             return
         try:
             keys = self.client.run_on_scheduler(_held_only_by, address=self.address)
             if keys:
+                # Retiring (without closing) has the Active Memory Manager copy what only this
+                # worker holds elsewhere and then drop replicas from *this* worker: a plain
+                # replicate() lets the manager drop the new copy again before the restart.
                 self.client.sync(
-                    self.client.scheduler.replicate,
-                    keys=list(keys),
-                    n=2,
-                    delete=False,
+                    self.client.scheduler.retire_workers,
+                    workers=[self.address],
+                    close_workers=False,
+                    remove=False,
                     callback_timeout=CALL_TIMEOUT,
                 )
+                left = self.client.run_on_scheduler(_held_only_by, address=self.address)
+                if left:  # the manager found no worker to take them: copy them directly
+                    self.client.sync(
+                        self.client.scheduler.replicate,
+                        keys=list(left),
+                        n=2,
+                        delete=False,
+                        callback_timeout=CALL_TIMEOUT,
+                    )
                 self.moved = len(keys)
         except Exception as exc:
             self.evacuate_error = f"{type(exc).__name__}: {exc}"

@@ -123,3 +123,27 @@ def test_refused_before_any_work_with_the_fix(client):
         daskhpo.HyperbandSearchCV(
             est, {"max_depth": [2]}, resource="n_samples", max_budget=9, client=client
         ).fit(dX, dy)
+
+
+def test_parallel_distributed_fits_leave_dask_config_alone():
+    import dask
+    from distributed import Client, LocalCluster
+
+    before = dask.config.get("scheduler", None)
+    dX, dy = _data()
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=2, host="127.0.0.1", dashboard_address="127.0.0.1:0"
+        ) as cluster,
+        Client(cluster, set_as_default=False) as client,
+    ):
+        search = daskhpo.GridSearchCV(
+            xgb_dask.DaskXGBClassifier(n_estimators=5, tree_method="hist"),
+            {"max_depth": [2, 3]},
+            cv=3,
+            n_jobs=8,  # capped at 2: one fit per thread of the smallest worker
+            client=client,
+        ).fit(dX, dy)
+        assert search.stats_["fits_in_parallel"] == 2
+    # Two fits in threads at once: nothing of theirs is left in dask's global config.
+    assert dask.config.get("scheduler", None) == before
