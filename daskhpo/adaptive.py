@@ -224,6 +224,7 @@ class _AdaptiveSearchCV(_DaskSearchMixin):
         strategy = self._make_adaptive(
             RandomSource(self.param_distributions, seed), min_budget, max_budget
         )
+        data_token = self._data_token(X)  # hashes in-memory data: once per fit
         if resource == "partial_fit":
             per_sample = [k for k, v in fit_params.items() if _n_rows(v) == _n_rows(X)]
             if per_sample:
@@ -253,7 +254,7 @@ class _AdaptiveSearchCV(_DaskSearchMixin):
                 folds=folds or [],
                 estimator=clone(self.estimator),
                 scorer=data.scorers,
-                token=tokenize(tokenize(X), y, folds, self.estimator, self.scoring, seed),
+                token=tokenize(data_token, y, folds, self.estimator, self.scoring, seed),
                 fit_params=fit_params,
                 return_train_score=bool(self.return_train_score),
                 subsample_seed=seed
@@ -263,10 +264,9 @@ class _AdaptiveSearchCV(_DaskSearchMixin):
                 error_score=self.error_score,
                 config=sklearn.get_config(),
             )
-            work.content = self._unit_content(
-                X, y, fit_params, {}, resource, repr(work.subsample_seed)
+            work.content, work.versions = self._unit_content(
+                data_token, y, fit_params, {}, resource, repr(work.subsample_seed)
             )
-        data_token = self._data_token(X)
         fingerprint = tokenize(
             data_token,
             self._data_token(y) if y is not None else None,

@@ -50,6 +50,7 @@ __all__ = [
     "estimator_form",
     "random_sources",
     "package_version",
+    "stale",
     "versions_of",
 ]
 
@@ -209,13 +210,23 @@ def versions_of(*objects: Any) -> dict[str, str]:
     return out
 
 
+def stale(versions: Mapping[str, str], installed: Mapping[str, str]) -> bool:
+    """Whether a unit made with ``versions`` can no longer match: a package in ``installed`` has
+    another version now (``code:`` hashes of the user's own code are not judged here)."""
+    return any(
+        installed[k] != v
+        for k, v in versions.items()
+        if k in installed and not k.startswith("code:")
+    )
+
+
 @dataclass
 class ReusePolicy:
     """What a search takes from the unit cache (see the module docstring)."""
 
     reuse: bool | str = True
     reuse_failures: bool = False
-    search: str | None = None  # the name written with each computed unit
+    search: str | None = None  # written with each computed unit: the search's fingerprint
 
     @property
     def reads(self) -> bool:

@@ -48,7 +48,7 @@ from .results import (
     latest_evaluations,
     metric_names,
 )
-from .reuse import ReusePolicy, versions_of
+from .reuse import ReusePolicy
 from .store import Claiming, Store, StoreWriteError, UnitCache, open_store, result_from_json
 from .strategies.base import (
     Counting,
@@ -184,17 +184,16 @@ class SearchRun:
         try:
             carried: list[Result] = []
             self._warm_start(store, setup, data.refit_metric)
-            if self.previous is not None:
-                carried = self._carry_over(self.previous, store, setup)
-                replayed = [r for r in carried if not isinstance(setup.strategy, Enumerated)]
-            else:
-                replayed = self._replay(store, setup, resume)
             candidates = (
                 setup.strategy.candidates if isinstance(setup.strategy, Enumerated) else None
             )
-            self._attach_reuse(
-                setup.work, store, carried if candidates else (), candidates, setup.fingerprint
-            )
+            if self.previous is not None:
+                carried = self._carry_over(self.previous, store, setup)
+                # A candidate list gets them through the unit cache; another strategy was told them.
+                replayed = [] if candidates is not None else carried
+            else:
+                replayed = self._replay(store, setup, resume)
+            self._attach_reuse(setup.work, store, carried, candidates, setup.fingerprint)
             executor, n_slots, client = self._executor(setup.work, strategy=setup.strategy)
             try:
                 rows = self._loop(setup, store, executor, replayed, n_slots, refit_metric, client)
@@ -262,13 +261,11 @@ class SearchRun:
         policy = ReusePolicy(
             getattr(s, "reuse", True), getattr(s, "reuse_failures", False), search=identity
         )
-        keeps = isinstance(store, UnitCache) and getattr(store, "keeps_units", True)
-        cache: Any = store if keeps else None
-        versions = versions_of(s.estimator, s.scoring)
+        cache: Any = _unit_cache(store)
         if carried and candidates:
-            cache = prime_cache(carried, candidates, work, policy, versions, cache)
+            cache = prime_cache(carried, candidates, work, policy, cache)
         if cache is not None:
-            work.reuse = (cache, policy, versions)
+            work.reuse = (cache, policy)
 
     def _warm_start(self, store: Store, setup: Setup, refit_metric: Any) -> None:
         """Tell a warm-starting strategy what other searches in the store evaluated on this data
@@ -277,8 +274,8 @@ class SearchRun:
         if not getattr(s, "warm_start", False) or not isinstance(setup.strategy, WarmStarting):
             return
         context = unit_context_of(setup.work)
-        keeps = isinstance(store, UnitCache) and getattr(store, "keeps_units", True)
-        if context is None or not keeps or not isinstance(setup.work, CrossValWork):
+        cache = _unit_cache(store)
+        if context is None or cache is None or not isinstance(setup.work, CrossValWork):
             raise InvalidSearchError(
                 f"{type(s).__name__}(warm_start=True) learns from earlier searches in storage=: "
                 "pass storage='sqlite:///runs.db' (or a MemoryStore shared with those searches)."
@@ -286,8 +283,7 @@ class SearchRun:
         n_folds = len(setup.work.folds)
         metric = refit_metric if isinstance(refit_metric, str) else None
         by_params: dict[str, dict[int, dict[str, Any]]] = {}
-        assert isinstance(store, UnitCache)
-        for row in store.units_for_context(context):
+        for row in cache.units_for_context(context):
             if row.get("search") == setup.fingerprint or row["status"] != "ok":
                 continue
             data = row["data"]
@@ -323,20 +319,16 @@ class SearchRun:
         reset = getattr(store, "reset", None)
         if len(store) and reset is not None:  # extended under its own name: it is rewritten
             reset()
+        if isinstance(setup.strategy, Enumerated):
+            return [result_from_json(record) for record in records]
         carried = []
         for record in records:
-            tid = int(record["trial_id"])
-            if isinstance(setup.strategy, Enumerated):
-                carried.append(result_from_json(record))
-                continue
-            params = setup.strategy.restore(tid, record["params"])
+            params = setup.strategy.restore(int(record["trial_id"]), record["params"])
             if params is not None:
                 result = result_from_json(record, params)
-                carried.append(result)
-        if not isinstance(setup.strategy, Enumerated):
-            for result in carried:
                 setup.strategy.tell(result)
                 store.append(result)
+                carried.append(result)
         return carried
 
     def _replay(self, store: Store, setup: Setup, resume: bool) -> list[Result]:
@@ -585,6 +577,13 @@ class SearchRun:
         if best is None:  # nothing completed (some fits failed, all of them at the best budget)
             best = best_position(rows, "all", scores=scores) or 0
         return int(best)
+
+
+def _unit_cache(store: Store) -> UnitCache | None:
+    """The store's unit cache, or None for a store that keeps none (``storage=None``)."""
+    if isinstance(store, UnitCache) and getattr(store, "keeps_units", True):
+        return store
+    return None
 
 
 def set_final_status(store: Store, status: str) -> None:

@@ -545,8 +545,9 @@ class _DaskSearchMixin(_SklearnBaseSearchCV):
                 isinstance(s, (_BaseScorer, _PassthroughScorer)) for s in scorers._scorers.values()
             )
         )
+        data_token = self._data_token(X)  # hashes in-memory data: once per fit
         token = tokenize(
-            self._data_token(X),
+            data_token,
             y,
             folds,
             self.estimator,
@@ -555,7 +556,7 @@ class _DaskSearchMixin(_SklearnBaseSearchCV):
             data.score_params,
             bool(self.return_train_score),
         )
-        content = self._unit_content(X, y, data.fit_params, data.score_params)
+        content, versions = self._unit_content(data_token, y, data.fit_params, data.score_params)
         prefix, demand = self._prefix_sharing(candidates, data.fit_params)
         return CrossValWork(
             X=X,
@@ -574,21 +575,23 @@ class _DaskSearchMixin(_SklearnBaseSearchCV):
             error_score=self.error_score,
             config=sklearn.get_config(),
             content=content,
+            versions=versions,
         )
 
     def _unit_content(
         self,
-        X: Any,
+        data_token: str,
         y: Any,
         fit_params: Mapping[str, Any],
         score_params: Mapping[str, Any],
         *extra: Any,
-    ) -> tuple[Any, ...]:
+    ) -> tuple[tuple[Any, ...], dict[str, str]]:
         """Everything a unit's scores depend on but its candidate and fold, as plain data (the base
-        of its key in the store's unit cache; see :mod:`daskhpo.reuse`)."""
+        of its key in the store's unit cache; see :mod:`daskhpo.reuse`), and the package versions
+        (and user-code hashes) in it. ``data_token``: :meth:`_data_token` of X."""
         versions = versions_of(self.estimator, self.scoring)
-        return (
-            self._data_token(X),
+        content = (
+            data_token,
             tokenize(y),
             estimator_form(self.estimator),
             tokenize(self.scoring),
@@ -600,6 +603,7 @@ class _DaskSearchMixin(_SklearnBaseSearchCV):
             sorted(versions.items()),
             *extra,
         )
+        return content, versions
 
     def _prefix_sharing(
         self, candidates: Sequence[Mapping[str, Any]] | None, fit_params: Mapping[str, Any]

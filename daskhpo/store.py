@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from .exceptions import DaskHPOError, InvalidSearchError, InvalidSearchTypeError
+from .reuse import stale
 from .strategies.base import Job, Result, Status
 
 __all__ = [
@@ -150,13 +151,8 @@ class UnitCache(Protocol):
         ...
 
 
-def _stale(versions: Mapping[str, str], keep: Mapping[str, str]) -> bool:
-    return any(keep[k] != v for k, v in versions.items() if k in keep)
-
-
 class MemoryUnits:
-    """The unit cache of in-memory stores: a dict, shared by the stores made from one another (a
-    search's ``extend`` gives its new store the old one's units)."""
+    """The unit cache of a :class:`MemoryStore`: a dict, shared by every search given that store."""
 
     def __init__(self) -> None:
         self._rows: dict[str, dict[str, Any]] = {}
@@ -222,7 +218,7 @@ class MemoryUnits:
                 k
                 for k, r in self._rows.items()
                 if (keep_versions is None and older_than is None)
-                or (keep_versions is not None and _stale(r["versions"], keep_versions))
+                or (keep_versions is not None and stale(r["versions"], keep_versions))
                 or (older_than is not None and r.get("used", 0.0) < older_than)
             ]
             for k in doomed:
@@ -238,8 +234,6 @@ class MemoryStore:
     ----------
     name : str
         The search's name.
-    units : MemoryUnits, optional
-        The unit cache to use (another store's, to share what it computed); a new one by default.
     keep_units : bool
         Keep a unit cache at all. ``storage=None`` makes stores without one, so that a search's
         memory holds only its results; a store made by the user and passed as ``storage=`` to
@@ -248,12 +242,10 @@ class MemoryStore:
 
     persistent = False
 
-    def __init__(
-        self, name: str = "default", *, units: MemoryUnits | None = None, keep_units: bool = True
-    ) -> None:
+    def __init__(self, name: str = "default", *, keep_units: bool = True) -> None:
         self.name = name
         self.keeps_units = keep_units
-        self.units = units if units is not None else MemoryUnits()
+        self.units = MemoryUnits()
         self._results: list[Result] = []
         self._lock = threading.Lock()
         now = time.time()
@@ -979,7 +971,7 @@ class SQLiteStore:
             doomed: list[str] = []
             if keep_versions is not None:
                 for key, versions in conn.execute("SELECT key, versions FROM units"):
-                    if _stale(json.loads(versions), keep_versions):
+                    if stale(json.loads(versions), keep_versions):
                         doomed.append(key)
             if older_than is not None:
                 doomed += [

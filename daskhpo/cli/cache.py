@@ -13,6 +13,7 @@ import datetime as dt
 import time
 from typing import Any
 
+from ..reuse import stale
 from .common import open_existing
 
 __all__ = ["add_cache_command", "cmd_cache_stats", "cmd_cache_prune", "installed_versions"]
@@ -43,24 +44,20 @@ def cmd_cache_stats(args: argparse.Namespace) -> int:
     total = sum(g["units"] for g in groups)
     hits = sum(g["hits"] for g in groups)
     size = sum(g["bytes"] for g in groups)
-    stale = sum(g["units"] for g in groups if _is_stale(g["versions"], here))
+    n_stale = sum(g["units"] for g in groups if stale(g["versions"], here))
     print(f"store: {args.storage}")
-    print(f"units: {total} ({stale} stale: made with other package versions than installed here)")
+    print(f"units: {total} ({n_stale} stale: made with other package versions than installed here)")
     print(f"hits: {hits} (fits taken from the cache instead of computed)")
     print(f"size: {_size(size)}")
     for g in groups:
         versions = ", ".join(f"{k} {v}" for k, v in sorted(g["versions"].items()))
-        mark = "stale" if _is_stale(g["versions"], here) else "current"
+        mark = "stale" if stale(g["versions"], here) else "current"
         when = dt.datetime.fromtimestamp(g["newest"]).isoformat(timespec="seconds")
         print(
             f"  {g['units']:>8} {g['status']:<6} {mark:<7} hits {g['hits']:<6} "
             f"{_size(g['bytes']):>9}  newest {when}  [{versions}]"
         )
     return 0
-
-
-def _is_stale(versions: dict[str, str], here: dict[str, str]) -> bool:
-    return any(here.get(k) != v for k, v in versions.items() if not k.startswith("code:"))
 
 
 def cmd_cache_prune(args: argparse.Namespace) -> int:

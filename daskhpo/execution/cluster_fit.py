@@ -26,6 +26,7 @@ import numpy as np
 from sklearn.base import clone
 
 from ..strategies.base import Job
+from .executor import _budget_into_params
 from .tasks import UnitOutcome
 from .work import DISTRIBUTED_MODULES, ClusterFitWork
 
@@ -183,12 +184,9 @@ class ClusterFitExecutor:
             self.n_fits += 1
 
     def _params(self, job: Job) -> dict[str, Any]:
-        params = dict(job.params)
-        name = self.work.budget_param
-        if name is not None and job.budget is not None:
-            budget = float(job.budget)
-            params[name] = int(budget) if budget.is_integer() else budget
-        return params
+        # The budget goes into its estimator parameter as it does for the DaskExecutor's units.
+        into = _budget_into_params(self.work.budget_param)
+        return dict(into(job) if into is not None else job.params)
 
     def _fitted(self, params: Mapping[str, Any], idx: Sequence[int]) -> tuple[Any, float]:
         w = self.work

@@ -55,13 +55,17 @@ class _Unit:
     deterministic: bool = True
 
 
+def _context_token(content: Any, folds: Sequence[tuple[Any, Any]]) -> str:
+    return str(tokenize(KEY_VERSION, content, [(tr, te) for tr, te in folds]))
+
+
 def unit_context_of(work: Any) -> str | None:
     """A token of everything a search's units depend on but their candidates (data, folds,
     estimator, scoring, settings, versions); None for work that keeps no unit cache."""
     content = getattr(work, "content", None)
     if not isinstance(work, CrossValWork) or content is None:
         return None
-    return str(tokenize(KEY_VERSION, content, [(tr, te) for tr, te in work.folds]))
+    return _context_token(content, work.folds)
 
 
 class UnitKeys:
@@ -94,7 +98,7 @@ class UnitKeys:
         self.policy = policy
         self.estimator = estimator
         self.versions = dict(versions)
-        self.context = str(tokenize(KEY_VERSION, content, [(tr, te) for tr, te in folds]))
+        self.context = _context_token(content, folds)
         self.fold_tokens = [tokenize(KEY_VERSION, content, tr, te) for tr, te in folds]
         self._deterministic: dict[str, bool] = {}
 
@@ -167,7 +171,6 @@ def prime_cache(
     candidates: Sequence[Mapping[str, Any]],
     work: CrossValWork,
     policy: ReusePolicy,
-    versions: Mapping[str, str],
     behind: Any,
 ) -> Any:
     """A unit cache that also holds the per-fold results of ``carried`` (the trials of the fit
@@ -176,7 +179,7 @@ def prime_cache(
     import json
 
     by_params = {json.dumps(plain_value(dict(c)), sort_keys=True): c for c in candidates}
-    keys = UnitKeys(None, policy, work.content, work.folds, work.estimator, versions)
+    keys = UnitKeys(None, policy, work.content, work.folds, work.estimator, work.versions)
     rows: dict[str, dict[str, Any]] = {}
     for result in carried:
         real = by_params.get(json.dumps(plain_value(dict(result.job.params)), sort_keys=True))
@@ -359,8 +362,10 @@ class DaskExecutor:
 
         unit_keys = None
         if work.reuse is not None and work.content is not None:
-            cache, policy, versions = work.reuse
-            unit_keys = UnitKeys(cache, policy, work.content, work.folds, work.estimator, versions)
+            cache, policy = work.reuse
+            unit_keys = UnitKeys(
+                cache, policy, work.content, work.folds, work.estimator, work.versions
+            )
         return cls(
             client,
             send_context(),
@@ -409,18 +414,14 @@ class DaskExecutor:
     # -- submission -----------------------------------------------------------------------------
     def submit(self, jobs: list[Job]) -> None:
         """Queue the units of ``jobs`` (a job whose every unit was already computed is ready at once)."""
-        reused = self._from_cache(jobs) if self.unit_keys is not None else {}
-        for job in jobs:
+        planned = [self._plan(job) for job in jobs]
+        reused = self._from_cache(planned) if self.unit_keys is not None else {}
+        for job, params, job_token, keys in planned:
             state = _JobState(job, [None] * self.n_splits)
             self._jobs[job.trial_id] = state
-            params = self.job_params(job) if self.job_params else job.params
             prefix = self.prefix_params(params) if self.prefix_params else None
             ptoken = params_token(prefix) if prefix is not None else None
-            job_token = params_token(params)
-            # Without sharing (callbacks watch every fit), equal candidates get keys of their own.
-            job_token = job_token if self.share_units else tokenize(job_token, job.trial_id)
-            for fold in range(self.n_splits):
-                key = tokenize(self.context_token, job_token, fold)
+            for fold, key in enumerate(keys):
                 if key in reused:
                     state.outcomes[fold] = self._finished[key] = reused.pop(key)
                     self.n_units_reused += 1
@@ -452,19 +453,27 @@ class DaskExecutor:
                 del self._jobs[job.trial_id]
                 self._ready.append((job, [o for o in state.outcomes if o is not None]))
 
-    def _from_cache(self, jobs: list[Job]) -> dict[str, UnitOutcome]:
-        """The outcomes the store's unit cache holds for units of ``jobs`` not known here yet, by
-        this run's unit key (one query for the whole call)."""
+    def _plan(self, job: Job) -> tuple[Job, Mapping[str, Any], str, list[str]]:
+        """A job with the params its units run with, its params token and its units' keys."""
+        params = self.job_params(job) if self.job_params else job.params
+        job_token = params_token(params)
+        # Without sharing (callbacks watch every fit), equal candidates get keys of their own.
+        job_token = job_token if self.share_units else tokenize(job_token, job.trial_id)
+        keys = [tokenize(self.context_token, job_token, fold) for fold in range(self.n_splits)]
+        return job, params, job_token, keys
+
+    def _from_cache(
+        self, planned: list[tuple[Job, Mapping[str, Any], str, list[str]]]
+    ) -> dict[str, UnitOutcome]:
+        """The outcomes the store's unit cache holds for units of the ``planned`` jobs not known
+        here yet, by this run's unit key (one query for the whole call)."""
         keys = self.unit_keys
         assert keys is not None
         if not keys.policy.reads:
             return {}
         wanted: dict[str, str] = {}  # content key -> unit key
-        for job in jobs:
-            params = self.job_params(job) if self.job_params else job.params
-            job_token = params_token(params)
-            for fold in range(self.n_splits):
-                key = tokenize(self.context_token, job_token, fold)
+        for _, _, job_token, unit_keys in planned:
+            for fold, key in enumerate(unit_keys):
                 if key not in self._finished and key not in self._units:
                     wanted[keys.key(job_token, fold)] = key
         if not wanted:

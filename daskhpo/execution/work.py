@@ -61,6 +61,8 @@ class CrossValWork:
     # Plain data of everything a unit's scores depend on but its candidate and fold (data, estimator,
     # scoring, settings, versions): the base of the units' content keys (see daskhpo.reuse).
     content: Any = None
+    # The package versions (and user-code hashes) in ``content``, stored with each unit for pruning.
+    versions: dict[str, str] = field(default_factory=dict)
     # (unit cache, ReusePolicy): set by the run once the store is open; None: nothing is reused.
     reuse: Any = None
 
