@@ -191,6 +191,8 @@ def params_equal(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool | N
 
 def machine_facts(client: distributed.Client, daskhpo_info: str) -> dict[str, Any]:
     """Collect the versions and hardware facts printed at the top of the report."""
+    from daskhpo.cluster import workers_info
+
     cpu_model = platform.processor() or "unknown"
     try:
         with open("/proc/cpuinfo") as fh:
@@ -206,7 +208,7 @@ def machine_facts(client: distributed.Client, daskhpo_info: str) -> dict[str, An
         dask_ml_version = dask_ml.__version__
     except Exception as exc:
         dask_ml_version = f"unavailable ({short_reason(exc)})"
-    workers = client.scheduler_info()["workers"]
+    workers = workers_info(client)
     return {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "nproc": n_cores(),

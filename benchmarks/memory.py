@@ -50,7 +50,7 @@ def main() -> None:
     from sklearn.linear_model import SGDClassifier
 
     from daskhpo import HyperbandSearchCV
-    from daskhpo.cluster import make_local_cluster
+    from daskhpo.cluster import make_local_cluster, workers_info
 
     factors = [0.5, 1.0] if args.quick else [0.5, 1.0, 2.0, 4.0]
     rows = []
@@ -60,7 +60,7 @@ def main() -> None:
         )
         with cluster, Client(cluster, set_as_default=False) as client:
             X, y = lazy_classification(factor * args.limit)
-            before = set(client.scheduler_info()["workers"])
+            before = set(workers_info(client))
             idle = max(client.run(_rss).values())
             peak = [0]
             stop = threading.Event()
@@ -96,7 +96,7 @@ def main() -> None:
                     "peak_over_limit": peak[0] / args.limit,
                     "wall_s": wall,
                     "partial_fit_calls": search.metadata_["partial_fit_calls"],
-                    "restarted": set(client.scheduler_info()["workers"]) != before,
+                    "restarted": set(workers_info(client)) != before,
                     "paused": "Pausing worker" in logs,
                 }
             )

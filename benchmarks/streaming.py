@@ -124,7 +124,7 @@ def run_streaming(who: str, limit: float, out: str) -> None:
     from scipy.stats import loguniform
     from sklearn.linear_model import SGDClassifier
 
-    from daskhpo.cluster import make_local_cluster
+    from daskhpo.cluster import make_local_cluster, workers_info
 
     marks = tempfile.mkdtemp(prefix="daskhpo-blocks-")
     X, y, n_blocks = lazy_data(4 * limit, marks)
@@ -135,7 +135,7 @@ def run_streaming(who: str, limit: float, out: str) -> None:
     cluster = make_local_cluster(n_workers=2, memory_limit=limit, dashboard_address="127.0.0.1:0")
     result: dict[str, Any] = {"search": who, "blocks": n_blocks, "data_gb": X.nbytes / 1e9}
     with cluster, Client(cluster) as client:
-        before = set(client.scheduler_info()["workers"])
+        before = set(workers_info(client))
         t0 = time.perf_counter()
         with PeakRSS(client) as rss:
             if who == "daskhpo":
@@ -172,7 +172,7 @@ def run_streaming(who: str, limit: float, out: str) -> None:
         result["wall_s"] = time.perf_counter() - t0
         result["best_score"] = float(search.best_score_)
         result["peak_rss_mb"] = rss.peak / 1e6
-        after = set(client.scheduler_info()["workers"])
+        after = set(workers_info(client))
         result["restarted"] = len(before - after)
         text = "\n".join(line for lines in client.get_worker_logs().values() for _, line in lines)
         result["pauses"] = text.count("Pausing worker")

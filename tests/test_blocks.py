@@ -199,3 +199,18 @@ def test_lists_as_x_and_y_still_work_for_partial_fit_searches(client):
     search = daskhpo.HyperbandSearchCV(SGD, SPACE, max_budget=6, random_state=0, client=client)
     search.fit(X_SORTED.tolist(), Y_SORTED.tolist(), classes=[0, 1, 2])
     assert 0.5 < search.best_score_ <= 1.0
+
+
+def test_streaming_decision_does_not_read_the_clients_cached_worker_list(client):
+    """``Client.scheduler_info()`` returns a cache that the client's own periodic refresh overwrites
+    with an identity that lists no workers; a search deciding from it took a 2.5 GB array on 1.4 GB
+    of workers for small data and held it (seen once in CI). The decision asks the scheduler."""
+    from daskhpo.cluster import workers_info
+    from daskhpo.execution.incremental import _total_memory
+
+    client.sync(client._update_scheduler_info)  # what the refresh every 2 s does
+    assert not client._scheduler_identity.get("workers")  # the cache a racing call could return
+    workers = workers_info(client)
+    assert set(workers) == set(client.nthreads())
+    limits = [w["memory_limit"] for w in workers.values()]
+    assert all(limits) and _total_memory(client) == sum(limits)

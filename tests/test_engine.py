@@ -8,6 +8,7 @@ from sklearn.datasets import load_digits
 from sklearn.tree import DecisionTreeClassifier
 
 from daskhpo import GridSearchCV
+from daskhpo.cluster import workers_info
 
 X, y = load_digits(return_X_y=True)
 X, y = X[:600], y[:600]
@@ -68,7 +69,7 @@ def test_embedded_cluster_is_started_once_and_announced_once(capsys):
     second = get_client(None, verbose=1)
     assert first is second
     assert first.scheduler.address.startswith("tcp://127.0.0.1:")
-    info = first.scheduler_info()
+    info = {"workers": workers_info(first)}
     assert len(info["workers"]) >= 1
     assert all(w["nthreads"] == 1 for w in info["workers"].values())
     err = capsys.readouterr().err

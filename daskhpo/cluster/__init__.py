@@ -36,7 +36,7 @@ imports the rest of daskhpo but :mod:`daskhpo.exceptions`.
 from __future__ import annotations
 
 from .local import WORKER_ENV_OVERRIDES, close_local, local_client, make_local_cluster
-from .options import ClusterClient, dashboard_link
+from .options import ClusterClient, dashboard_link, workers_info
 from .targets import CONNECTORS, SCHEMES, connect, get_client, parse_target
 
 __all__ = [
@@ -48,6 +48,7 @@ __all__ = [
     "make_local_cluster",
     "close_local",
     "dashboard_link",
+    "workers_info",
     "SCHEMES",
     "CONNECTORS",
     "WORKER_ENV_OVERRIDES",

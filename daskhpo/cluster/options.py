@@ -9,6 +9,7 @@
 - :class:`ClusterClient` and :func:`owning_client`: a client that also closes the cluster a connector
   started for it (when it is closed, and at interpreter exit).
 - :func:`dashboard_link` and :func:`announce`: the Dask dashboard's address, logged once per cluster.
+- :func:`workers_info`: every worker's entry as the scheduler has it now.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ __all__ = [
     "dashboard_link",
     "announce",
     "forget_announcement",
+    "workers_info",
 ]
 
 logger = logging.getLogger("daskhpo")
@@ -245,6 +247,21 @@ def _close_owned() -> None:
                 client.close(timeout=10)
             except Exception as exc:
                 logger.debug("daskhpo: closing %r at exit failed: %s", client, exc)
+
+
+def workers_info(client: Any) -> dict[str, dict[str, Any]]:
+    """Every worker the scheduler knows, address -> its identity (``memory_limit``, ``nanny``,
+    ``status``, ...), fetched from the scheduler by this call.
+
+    ``Client.scheduler_info()`` cannot be trusted for this: it returns the client's cached identity,
+    which the client's periodic refresh (asking for no workers) may overwrite between the fetch and
+    the return, so ``["workers"]`` is now and then empty on a cluster that has workers.
+    """
+    try:
+        info = client.sync(client.scheduler.identity, n_workers=-1)
+    except TypeError:  # a scheduler older than distributed 2025.1 takes no n_workers
+        info = client.sync(client.scheduler.identity)
+    return dict(info.get("workers") or {})
 
 
 def owning_client(cluster: Any, closer: Any = None, **client_kwargs: Any) -> ClusterClient:

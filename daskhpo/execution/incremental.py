@@ -105,10 +105,9 @@ class BlockPlan:
 
 
 def _total_memory(client: Any) -> float:
-    info = (
-        client.scheduler_info(n_workers=-1) if _takes_n_workers(client) else client.scheduler_info()
-    )
-    limits = [w.get("memory_limit") or 0 for w in info.get("workers", {}).values()]
+    from ..cluster.options import workers_info
+
+    limits = [w.get("memory_limit") or 0 for w in workers_info(client).values()]
     if not limits or any(lim == 0 for lim in limits):
         return math.inf
     return float(sum(limits))
@@ -116,15 +115,6 @@ def _total_memory(client: Any) -> float:
 
 def _n_workers(client: Any) -> int:
     return max(1, len(client.nthreads()))
-
-
-def _takes_n_workers(client: Any) -> bool:
-    import inspect
-
-    try:
-        return "n_workers" in inspect.signature(client.scheduler_info).parameters
-    except (TypeError, ValueError):
-        return False
 
 
 def _dask_blocks(X: Any) -> tuple[list[Any], str]:

@@ -12,6 +12,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from ..cluster.options import workers_info
+
 __all__ = ["running_for", "kill_worker_process", "WorkerRestart"]
 
 # How long a call to the workers may take before it is given up: a worker whose event loop is
@@ -110,7 +112,7 @@ class WorkerRestart:
     # -- in the thread -------------------------------------------------------------------------------
     def _run(self) -> None:
         try:
-            info = self.client.scheduler_info(n_workers=-1)["workers"].get(self.address) or {}
+            info = workers_info(self.client).get(self.address) or {}
             nanny, name = info.get("nanny"), info.get("name")
             if not nanny:
                 raise RuntimeError("it has no nanny to start a new worker process")
@@ -160,7 +162,7 @@ class WorkerRestart:
         # A worker restarted a moment ago may not be running yet: wait for one to copy to.
         deadline = time.monotonic() + CALL_TIMEOUT
         while True:
-            workers = self.client.scheduler_info(n_workers=-1)["workers"]
+            workers = workers_info(self.client)
             ready = [
                 a
                 for a, w in workers.items()
@@ -217,7 +219,7 @@ class WorkerRestart:
     def _wait_back(self, nanny: str, name: Any, cluster: Any) -> None:
         deadline = time.monotonic() + RESTART_WAIT
         while time.monotonic() < deadline:
-            workers = self.client.scheduler_info(n_workers=-1)["workers"]
+            workers = workers_info(self.client)
             if any(
                 w.get("nanny") == nanny or (name is not None and w.get("name") == name)
                 for a, w in workers.items()

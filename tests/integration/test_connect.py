@@ -164,6 +164,7 @@ import psutil
 
 if __name__ == "__main__":
     from daskhpo import connect
+    from daskhpo.cluster import workers_info
 
     embedded = connect()  # the default: the embedded LocalCluster
     own = connect("local", n_workers=1, security=True)
@@ -174,7 +175,7 @@ if __name__ == "__main__":
             if conn.status == psutil.CONN_LISTEN:
                 found.add(conn.laddr.ip)
     print(json.dumps({"listen": sorted(found), "tls": own.scheduler.address,
-                      "workers": len(embedded.scheduler_info()["workers"])}))
+                      "workers": len(workers_info(embedded))}))
     own.close()
 """
 

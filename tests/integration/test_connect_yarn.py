@@ -17,6 +17,7 @@ from sklearn.tree import DecisionTreeClassifier
 
 from daskhpo import ClusterError, GridSearchCV, InvalidSearchError, connect
 from daskhpo.cli.yarn import main
+from daskhpo.cluster import workers_info
 from daskhpo.cluster.yarn import application_spec, tls_files
 from tests.integration._clusters import (
     GRID,
@@ -124,7 +125,7 @@ def test_the_services_scripts_run_a_cluster_a_search_uses(tmp_path, client):
             )
         with connect(address, security=security, timeout=30) as tls_client:
             tls_client.wait_for_workers(2, timeout=60)
-            workers = tls_client.scheduler_info()["workers"]
+            workers = workers_info(tls_client)
             assert all(a.startswith("tls://127.0.0.1:") for a in workers)
             assert {w["memory_limit"] for w in workers.values()} == {2**30}
             search = GridSearchCV(

@@ -16,6 +16,7 @@ from sklearn.datasets import make_classification
 
 import daskhpo
 from daskhpo import InvalidSearchError
+from daskhpo.cluster import workers_info
 from daskhpo.execution.cluster_fit import partition_folds
 
 xgb_dask = pytest.importorskip("xgboost.dask", reason="xgboost is in the test extra")
@@ -47,7 +48,7 @@ def test_xgboost_dask_grid_search_trains_on_every_worker(client):
         search.fit(dX, dy)
     # 2 candidates x 3 folds, one distributed fit each, one at a time (each uses every worker).
     assert search.stats_["distributed_fits"] == 6 and search.stats_["fits_in_parallel"] == 1
-    assert _workers_that_ran(stream) == set(client.scheduler_info()["workers"])
+    assert _workers_that_ran(stream) == set(workers_info(client))
     assert 0.85 < search.best_score_ <= 1.0
     assert search.best_params_ in ({"max_depth": 2}, {"max_depth": 5})
     assert list(search.cv_results_["mean_test_score"]) == pytest.approx(

@@ -14,6 +14,7 @@ import pytest
 from sklearn.tree import DecisionTreeClassifier
 
 from daskhpo import ClusterError, GridSearchCV, connect
+from daskhpo.cluster import workers_info
 from tests.integration._clusters import (
     BIN,
     GRID,
@@ -102,7 +103,7 @@ def test_search_on_a_new_gateway_cluster_matches_local_and_it_is_shut_down(gatew
     reference = local_reference(client)
     with connect(f"{address}?proxy_address={proxy}&n_workers=2") as gw_client:
         gw_client.wait_for_workers(2, timeout=60)
-        workers = gw_client.scheduler_info()["workers"]
+        workers = workers_info(gw_client)
         assert all(a.startswith("tls://127.0.0.1:") for a in workers)  # gateway clusters use TLS
         name = gw_client._daskhpo_owned.cluster.name
         assert _running(address) == [name]

@@ -18,7 +18,7 @@ from scipy.stats import loguniform
 from sklearn.linear_model import SGDClassifier
 
 import daskhpo
-from daskhpo.cluster import make_local_cluster
+from daskhpo.cluster import make_local_cluster, workers_info
 
 # A worker that has imported scikit-learn and dask.array already holds about 280 MB (measured here), so
 # the limit leaves room for a few blocks, not for the data: the array is 4x one worker's limit and 2x the
@@ -94,7 +94,7 @@ def test_two_epochs_stream_every_block_of_data_larger_than_a_worker(tmp_path):
         n_workers=2, memory_limit=MEMORY_LIMIT, dashboard_address="127.0.0.1:0"
     )
     with cluster, Client(cluster, set_as_default=False) as client:
-        workers_before = set(client.scheduler_info()["workers"])
+        workers_before = set(workers_info(client))
         n_test = 3
         n_train = n_blocks - n_test
         search = daskhpo.ASHASearchCV(
@@ -110,7 +110,7 @@ def test_two_epochs_stream_every_block_of_data_larger_than_a_worker(tmp_path):
         with PeakRSS(client) as rss:
             search.fit(X, y, classes=[0, 1])
 
-        workers_after = set(client.scheduler_info()["workers"])
+        workers_after = set(workers_info(client))
         assert workers_after == workers_before, "a worker was restarted during the search"
         logs = client.get_worker_logs()
         text = "\n".join(line for lines in logs.values() for _, line in lines)

@@ -7,6 +7,7 @@ import pytest
 from sklearn.tree import DecisionTreeClassifier
 
 from daskhpo import ClusterError, GridSearchCV, InvalidSearchError, connect, get_client
+from daskhpo.cluster import workers_info
 from tests.integration._clusters import (
     GRID,
     Sshd,
@@ -53,7 +54,7 @@ def test_search_through_an_ssh_target_string_matches_local(sshd, reference):
         search.fit(X, y)
         same_scores(search.cv_results_, reference)
         client = get_client(target)  # the same client, kept for the target string
-        info = client.scheduler_info()
+        info = {"workers": workers_info(client)}
         assert client.scheduler.address.startswith("tcp://127.0.0.1:")
         assert len(info["workers"]) == 2
         # Asked for 127.0.0.1: every worker listens there, not on the machine's other addresses.
@@ -76,7 +77,7 @@ def test_ssh_cluster_over_tls_with_temporary_certificates(sshd, reference):
         security=True,
     ) as client:
         assert client.scheduler.address.startswith("tls://127.0.0.1:")
-        assert all(a.startswith("tls://") for a in client.scheduler_info()["workers"])
+        assert all(a.startswith("tls://") for a in workers_info(client))
         search = GridSearchCV(DecisionTreeClassifier(random_state=0), GRID, cv=3, client=client)
         same_scores(search.fit(X, y).cv_results_, reference)
 

@@ -13,6 +13,7 @@ import dask
 import pytest
 
 from daskhpo import GridSearchCV, connect
+from daskhpo.cluster import workers_info
 from tests.helpers import SlowTree
 from tests.integration._clusters import (
     PYTHON,
@@ -110,7 +111,7 @@ def _connect(made, key, known_hosts, launcher):
         timeout=60,
     )
     try:  # a client left open would keep calling the hosts' addresses after they are gone
-        workers = client.scheduler_info()["workers"]
+        workers = workers_info(client)
         assert client.scheduler.address == f"tcp://{made.addresses[0]}:8786"
         assert sorted(a.split("://")[1].rsplit(":", 1)[0] for a in workers) == made.addresses[1:]
     except BaseException:
@@ -128,7 +129,7 @@ def test_worker_host_killed_mid_search(three_hosts, reference, launcher):
         same_scores(search.cv_results_, reference, params=False)
         assert sorted(r.trial_id for r in search.store_.results()) == list(range(12))
         assert not any(r.failed for r in search.store_.results())
-        remaining = client.scheduler_info()["workers"]
+        remaining = workers_info(client)
         assert [a for a in remaining if made.addresses[2] in a] == []  # the dead host is gone
 
 
@@ -147,7 +148,7 @@ def test_worker_host_cut_off_mid_search(three_hosts, reference, launcher):
             same_scores(search.cv_results_, reference, params=False)
             assert sorted(r.trial_id for r in search.store_.results()) == list(range(12))
             assert not any(r.failed for r in search.store_.results())
-            remaining = client.scheduler_info()["workers"]
+            remaining = workers_info(client)
             assert [a for a in remaining if made.addresses[1] in a] == []
         finally:
             made.link(1, up=True)  # so the cluster can close its ssh session to that host
