@@ -12,8 +12,19 @@ what the *budget* of a trial counts (``resource=``):
     Training rows, as in scikit-learn's halving searches: each rung fits from scratch on a subsample of
     every fold (scikit-learn's own subsampling, so results match ``HalvingRandomSearchCV``). Any estimator.
 any other string
-    An estimator parameter such as ``n_estimators`` or ``max_iter``: each rung fits from scratch with
-    the parameter set to the budget. Any estimator that has that parameter.
+    An estimator parameter such as ``n_estimators`` or ``max_iter``, set to the budget. Any estimator
+    that has that parameter. Where the estimator can add to a model it has (``warm_start`` forests and
+    boosting, XGBoost's ``xgb_model``, LightGBM's ``init_model``), a promoted trial continues its
+    model of the previous rung on the worker that holds it (``continuation=``, see
+    :mod:`daskhpo.continuation`); other estimators fit from scratch at every rung.
+
+Which evaluations compete for ``best_*`` (``best_from=``): ``"all"`` (successive halving, Hyperband,
+ASHA, BOHB) takes the highest mean test score of any trial at any budget, the larger budget on a tie,
+then the lower trial id; ``best_estimator_`` is refitted at that budget. ``"top"`` takes only the
+evaluations at the largest budget evaluated (scikit-learn's halving searches always do this, see
+scikit-learn#24634); ``"last"`` (incremental training and median stopping) each trial's latest
+evaluation. With very many trials at a small, noisy budget, the best of them may owe its place to
+noise: ``best_from="top"`` then trusts only the budget the search was built to reach.
 
 ``"auto"`` (the default) is ``"partial_fit"`` when the estimator has ``partial_fit``, else ``"n_samples"``.
 """
@@ -61,9 +72,6 @@ class _AdaptiveSearchCV(_DaskSearchMixin):
     """The fit loop shared by the adaptive searches; subclasses build the strategy."""
 
     _space_name = "param_distributions"
-    # Which evaluations compete for best_*: "top" = those at the largest budget evaluated,
-    # "last" = every trial's last evaluation.
-    _best_rule = "top"
     _needs_max_budget = True
 
     def _make_adaptive(self, source: RandomSource, min_budget: Any, max_budget: Any) -> Any:
@@ -263,6 +271,7 @@ class _AdaptiveSearchCV(_DaskSearchMixin):
                 budget_param=resource,
                 error_score=self.error_score,
                 config=sklearn.get_config(),
+                continuation=self.continuation,
             )
             work.content, work.versions = self._unit_content(
                 data_token, y, fit_params, {}, resource, repr(work.subsample_seed)
@@ -277,6 +286,8 @@ class _AdaptiveSearchCV(_DaskSearchMixin):
             min_budget,
             max_budget,
             getattr(self, "reduction_factor", None),
+            # continuation="auto" changes only how fast (its continued models equal fresh fits).
+            self.continuation is True,
             self.scoring,
             repr(self.cv),
             self.test_size,
@@ -309,7 +320,7 @@ class _AdaptiveSearchCV(_DaskSearchMixin):
             work=work,
             fingerprint=fingerprint,
             settings=self._adaptive_spec(resource, min_budget, max_budget, n_splits),
-            best_rule=self._best_rule,
+            best_rule=self.best_from,
             name_prefix=type(self).__name__,
             header=f"{type(self).__name__}: budget = {resource}, from {min_budget} to "
             f"{max_budget}, {where}",
@@ -468,6 +479,8 @@ _COMMON_PARAMS: tuple[tuple[str, Any], ...] = (
     ("name", None),
     ("reuse", True),
     ("reuse_failures", False),
+    ("continuation", "auto"),
+    ("best_from", "all"),
 )
 
 
@@ -512,7 +525,8 @@ class SuccessiveHalvingSearchCV(_AdaptiveSearchCV):
 
     The schedule equals scikit-learn's ``HalvingRandomSearchCV`` (without aggressive elimination): rung
     ``i`` gives ``min_budget * reduction_factor**i`` of the budget to the best
-    ``ceil(n / reduction_factor)`` of the previous rung. ``best_*`` come from the last rung.
+    ``ceil(n / reduction_factor)`` of the previous rung. ``best_*`` come from every rung
+    (``best_from="top"``: from the last rung only, as in scikit-learn).
     """
 
     _needs_max_budget = False
@@ -564,7 +578,8 @@ class SuccessiveHalvingSearchCV(_AdaptiveSearchCV):
 class HyperbandSearchCV(_AdaptiveSearchCV):
     """Hyperband (Li et al. 2018): brackets of successive halving that trade the number of candidates
     against the budget each starts with. Brackets run side by side, each with its own rung barrier.
-    ``best_*`` come from the evaluations at ``max_budget``."""
+    ``best_*`` come from every evaluation
+    (``best_from="top"``: from those at ``max_budget``)."""
 
     __init__ = adaptive_init(max_budget=None, min_budget=None, reduction_factor=3)
 
@@ -582,7 +597,8 @@ class ASHASearchCV(_AdaptiveSearchCV):
     """Asynchronous successive halving (Li et al. 2020): a trial moves up a rung as soon as it is in the
     top ``1/reduction_factor`` of the trials finished at its rung, with no barrier, so no worker waits
     for a rung to fill. Which candidates exist depends only on the seed; which are promoted also depends
-    on the order results arrive in. ``best_*`` come from the evaluations at the largest budget reached.
+    on the order results arrive in. ``best_*`` come from every evaluation (``best_from="top"``: from
+    those at the largest budget reached).
     ``n_candidates`` trials are started (``n_trials``, its former name, is accepted with a
     ``FutureWarning``)."""
 
@@ -606,10 +622,11 @@ class IncrementalSearchCV(_AdaptiveSearchCV):
     score has not improved by more than ``tol`` for ``patience`` scores, or at ``max_budget``.
     ``best_*`` come from each candidate's last score."""
 
-    _best_rule = "last"
     _strict_params = frozenset({"n_candidates", "step"})  # no step=None: it trains by step
 
-    __init__ = adaptive_init(n_candidates=10, max_budget=None, step=1, patience=None, tol=1e-3)
+    __init__ = adaptive_init(
+        n_candidates=10, max_budget=None, step=1, patience=None, tol=1e-3, best_from="last"
+    )
 
     def _make_adaptive(self, source: RandomSource, min_budget: Any, max_budget: Any) -> Any:
         return Incremental(
@@ -630,7 +647,6 @@ class MedianStoppingSearchCV(_AdaptiveSearchCV):
     Asynchronous, like ASHA. ``best_*`` come from each trial's last score. See
     :mod:`daskhpo.strategies.median`."""
 
-    _best_rule = "last"
     __init__ = adaptive_init(
         n_candidates=20,
         max_budget=None,
@@ -638,6 +654,7 @@ class MedianStoppingSearchCV(_AdaptiveSearchCV):
         step=None,
         grace_budget=None,
         min_trials=3,
+        best_from="last",
     )
 
     def _make_adaptive(self, source: RandomSource, min_budget: Any, max_budget: Any) -> Any:

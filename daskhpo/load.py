@@ -211,7 +211,7 @@ class StoredSearch:
             if f"rank_test_{metric}" not in self.cv_results_:
                 return
             scores = self.cv_results_[f"mean_test_{metric}"]
-            if rule == "all":
+            if rule == "all" and not adaptive:  # scikit-learn's rank, as the search did
                 best = int(np.argmin(self.cv_results_[f"rank_test_{metric}"]))
             else:
                 found = best_position(rows, rule, scores=scores)

@@ -118,9 +118,10 @@ def best_position(
     facts = [_facts(r) for r in results]
     values = [f[3] for f in facts] if scores is None else [float(s) for s in scores]
 
-    def key(i: int) -> tuple[float, int]:
+    def key(i: int) -> tuple[float, float, int]:
         s = values[i]
-        return (-math.inf if math.isnan(s) else s, -facts[i][0])
+        # A tie goes to the larger budget (the better-trained model), then to the lower trial id.
+        return (-math.inf if math.isnan(s) else s, facts[i][2], -facts[i][0])
 
     return max(idx, key=key)
 
@@ -139,15 +140,18 @@ class BestSoFar:
         self.rule = rule
         self.score = -math.inf
         self.trial_id: int | None = None
+        self._budget = -math.inf  # the budget of the best result
         self._top = -math.inf  # "top": the largest budget a completed result had
         self._last: dict[
             int, tuple[float, int, float]
         ] = {}  # "last": trial -> (budget, rung, score)
 
-    def _better(self, score: float, tid: int) -> bool:
-        return score > self.score or (
-            score == self.score and (self.trial_id is None or tid < self.trial_id)
-        )
+    def _better(self, score: float, tid: int, budget: float = 0.0) -> bool:
+        if score != self.score:
+            return score > self.score
+        if budget != self._budget:
+            return budget > self._budget
+        return self.trial_id is None or tid < self.trial_id
 
     def update(self, result: Evaluation) -> None:
         tid, rung, budget, score, failed = _facts(result)
@@ -158,20 +162,20 @@ class BestSoFar:
             if previous is not None and (budget, rung) < previous[:2]:
                 return
             self._last[tid] = (budget, rung, score)
-            if self.trial_id == tid or self._better(score, tid):
-                self.score, self.trial_id = -math.inf, None
-                for t, (_, _, sc) in self._last.items():
-                    if self._better(sc, t):
-                        self.score, self.trial_id = sc, t
+            if self.trial_id == tid or self._better(score, tid, budget):
+                self.score, self.trial_id, self._budget = -math.inf, None, -math.inf
+                for t, (b, _, sc) in self._last.items():
+                    if self._better(sc, t, b):
+                        self.score, self.trial_id, self._budget = sc, t, b
             return
         if self.rule == "top":
             if budget < self._top:
                 return
             if budget > self._top:
-                self._top, self.score, self.trial_id = budget, score, tid
+                self._top, self.score, self.trial_id, self._budget = budget, score, tid, budget
                 return
-        if self._better(score, tid):
-            self.score, self.trial_id = score, tid
+        if self._better(score, tid, budget):
+            self.score, self.trial_id, self._budget = score, tid, budget
 
 
 def group_errors(errors: list[str]) -> str:

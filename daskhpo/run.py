@@ -570,7 +570,7 @@ class SearchRun:
         self, setup: Setup, rows: list[Result], cv_results: dict[str, Any], refit_metric: Any
     ) -> int:
         s = self.search
-        if callable(s.refit) or setup.best_rule == "all":
+        if callable(s.refit) or (setup.best_rule == "all" and setup.budget_param is None):
             return int(s._select_best_index(s.refit, refit_metric, cv_results))
         scores = cv_results[f"mean_test_{refit_metric}"]
         best = best_position(rows, setup.best_rule, scores=scores)

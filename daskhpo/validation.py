@@ -377,6 +377,23 @@ _DECLARED = (
         ),
     ),
     Param(
+        "continuation",
+        ("bool",),
+        specials=(
+            (
+                "auto",
+                "to continue a promoted trial's model only where that equals a fresh fit (forests, "
+                "boosting without subsampling)",
+            ),
+        ),
+    ),
+    Param(
+        "best_from",
+        options=("all", "top", "last"),
+        description="which evaluations compete for best_*: all of them, those at the largest "
+        "budget evaluated (scikit-learn's halving rule), or each trial's last",
+    ),
+    Param(
         "min_early_stopping_rate",
         ("int",),
         "an integer >= 0 (how many rungs ASHA skips at the bottom)",

@@ -458,6 +458,7 @@ def test_successive_halving_n_samples_equals_scikit_learn():
         cv=cv,
         scoring="neg_log_loss",
         random_state=0,
+        best_from="top",  # scikit-learn's rule
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -39,6 +39,8 @@ VALID: dict[str, list[Any]] = {
     "test_size": [None, 0.2, 0.99, np.float64(0.5)],
     "chunk_size": [None, 1, 100],
     "persist": ["auto", True, False],
+    "continuation": ["auto", True, False],
+    "best_from": ["all", "top", "last"],
     "min_early_stopping_rate": [0, 2],
     "step": [None, 1, 0.3],
     "patience": [None, 1, 5],

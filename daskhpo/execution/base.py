@@ -77,6 +77,23 @@ def make_executor(
         from .incremental import StreamingExecutor
 
         return StreamingExecutor.for_work(client, work, n_slots)
+    if _continues(work):
+        from .continued import ContinuingExecutor
+
+        return ContinuingExecutor.for_work(client, work, n_slots)
     from .executor import DaskExecutor
 
     return DaskExecutor.for_work(client, work, n_slots)
+
+
+def _continues(work: CrossValWork) -> bool:
+    """Whether ``work``'s budgets continue models (an estimator that can, and nothing that needs
+    one fit per task: no trial_timeout, no callbacks watching every fit)."""
+    from ..continuation import continuation_rule
+
+    param = work.budget_param
+    if work.continuation is False or param in (None, "n_samples", "partial_fit"):
+        return False
+    if work.trial_timeout is not None or work.callback_parent is not None:
+        return False
+    return continuation_rule(work.estimator, str(param)) is not None

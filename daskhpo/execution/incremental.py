@@ -493,6 +493,8 @@ class StreamingExecutor:
         """The fitted model of a trial, fetched from the cluster; trained again on the same blocks
         (giving the same model) if it was released or lost."""
         future = self._models.get((trial_id, fold))
+        if self._budgets.get(trial_id) != budget:
+            future = None  # trained on since (the best evaluation was at an earlier rung)
         if future is None:
             future = self.client.submit(
                 train_steps,

@@ -222,6 +222,8 @@ class UnitOutcome:
     # False for what the executor records itself (a time-out, a task that kept dying): those depend
     # on the run, not on the candidate, and are never stored for other searches.
     cacheable: bool = True
+    # The budget a continued model started from (daskhpo.execution.continued); None: fitted afresh.
+    continued_from: float | None = None
 
 
 @dataclass

@@ -65,6 +65,9 @@ class CrossValWork:
     versions: dict[str, str] = field(default_factory=dict)
     # (unit cache, ReusePolicy): set by the run once the store is open; None: nothing is reused.
     reuse: Any = None
+    # Adaptive searches with an estimator-parameter budget: "auto", True or False (see
+    # daskhpo.continuation); False for every other search.
+    continuation: Any = False
 
 
 @dataclass
