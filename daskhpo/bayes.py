@@ -64,7 +64,7 @@ class BayesSearchCV(_DaskSearchMixin):
     random_state : int, RandomState, Generator or None
         Seeds the sampler. The suggestion for trial ``i`` depends on this seed, ``i`` and the results
         told before it was asked.
-    client, cluster, storage, name, reuse, reuse_failures, trial_timeout
+    client, cluster, storage, name, reuse, reuse_failures, trial_timeout, racing
         As in :class:`~daskhpo.GridSearchCV`. A trial with a fold stopped by ``trial_timeout`` is
         failed, and told to the sampler as failed.
     warm_start : bool
@@ -149,6 +149,7 @@ class BayesSearchCV(_DaskSearchMixin):
         reuse_failures: bool = False,
         warm_start: bool = False,
         trial_timeout: float | None = None,
+        racing: Any = False,
     ) -> None:
         super().__init__(
             estimator=estimator,
@@ -177,6 +178,7 @@ class BayesSearchCV(_DaskSearchMixin):
         self.reuse_failures = reuse_failures
         self.warm_start = warm_start
         self.trial_timeout = trial_timeout
+        self.racing = racing
 
     # -- what to optimize -------------------------------------------------------------------------
     def _objectives(self) -> list[tuple[str, str]]:

@@ -302,7 +302,16 @@ def build_cv_results(
                 warnings.simplefilter("ignore", UserWarning)
                 return dict(BaseSearchCV._format_results(shim, c, n, o))
 
-    cv_results = format_results(candidates, n_splits, out)
+    with warnings.catch_warnings():
+        if any("folds_run" in r.extra for r in results):
+            # Raced-out candidates have folds that never ran: their nan means are the point.
+            warnings.filterwarnings("ignore", message=".*test scores are non-finite")
+            warnings.filterwarnings("ignore", message=".*train scores are non-finite")
+        cv_results = format_results(candidates, n_splits, out)
+    if any("folds_run" in r.extra for r in results):
+        cv_results["n_folds_run"] = np.array(
+            [int(r.extra.get("folds_run", n_splits)) for r in results]
+        )
     if any(r.job.budget is not None for r in results):
         cv_results["trial_id"] = np.array([r.trial_id for r in results])
         cv_results["bracket"] = np.array([r.job.bracket for r in results])

@@ -9,6 +9,7 @@ delegate to ``best_estimator_`` through scikit-learn's own ``BaseSearchCV``, whi
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import numbers
 import warnings
@@ -41,6 +42,7 @@ from .run import FitInput, SearchRun, Setup
 from .space import describe_space
 from .strategies.base import Describing, Enumerated, Result
 from .strategies.candidates import CandidateList, GridStrategy, RandomStrategy
+from .strategies.racing import Racing, racing_settings
 from .validation import PARAMETERS, check
 
 __all__ = ["BaseSearchCV", "GridSearchCV", "RandomizedSearchCV"]
@@ -414,7 +416,27 @@ class _DaskSearchMixin(_SklearnBaseSearchCV):
     def _setup(self, data: FitInput) -> Setup:
         """What this search evaluates: its strategy and work (see :class:`daskhpo.run.Setup`)."""
         strategy = self._make_strategy()
-        return self._crossval_setup(data, strategy)
+        setup = self._crossval_setup(data, strategy)
+        settings = racing_settings(getattr(self, "racing", False))
+        if settings is None:
+            return setup
+        if not isinstance(setup.work, CrossValWork):
+            raise InvalidSearchError(
+                f"racing={self.racing!r}: {type(self.estimator).__name__} trains across the "
+                "cluster, one fit at a time per trial; racing runs fits fold by fold on the "
+                "workers. Use racing=False with distributed estimators."
+            )
+        n_splits = len(setup.work.folds)
+        racing_settings(self.racing, n_splits)  # enough folds to race over
+        metric = data.refit_metric if isinstance(data.refit_metric, str) else None
+        # A pipeline prefix is kept for the candidates that will come; raced ones may never come.
+        setup.work.prefix_demand = None
+        return dataclasses.replace(
+            setup,
+            strategy=Racing(strategy, n_splits, metric=metric, **settings),
+            fingerprint=tokenize(setup.fingerprint, "racing", sorted(settings.items())),
+            header=setup.header + f", racing over the folds (alpha={settings['alpha']})",
+        )
 
     def _example_params(self, strategy: Any) -> Sequence[Mapping[str, Any]]:
         """Candidates showing every parameter name the search sets (checked before any work)."""
@@ -806,6 +828,13 @@ class GridSearchCV(_DaskSearchMixin):
         the worker process running it is restarted to free the slot, and this search's other fits
         that were on that worker run again. With a limit, every fit is its own task. None (the
         default): no limit.
+    racing : bool or dict
+        Race the candidates over the folds (see :mod:`daskhpo.strategies.racing`): each candidate
+        runs on its first 2 folds, then on twice as many, and is dropped as soon as a one-sided
+        paired t-test over the folds it ran says it scores lower than the best candidate run on
+        every fold (p < 0.05). A dropped candidate's other folds are ``nan`` in ``cv_results_``
+        (so it ranks last) and ``n_folds_run`` says how many it ran. A dict sets ``alpha`` and
+        ``min_folds``. Needs 3 folds or more. False (the default): every fold of every candidate.
 
     Attributes
     ----------
@@ -850,6 +879,7 @@ class GridSearchCV(_DaskSearchMixin):
         reuse: Any = True,
         reuse_failures: bool = False,
         trial_timeout: float | None = None,
+        racing: Any = False,
     ) -> None:
         super().__init__(
             estimator=estimator,
@@ -870,6 +900,7 @@ class GridSearchCV(_DaskSearchMixin):
         self.reuse = reuse
         self.reuse_failures = reuse_failures
         self.trial_timeout = trial_timeout
+        self.racing = racing
 
     def _make_strategy(self) -> CandidateList:
         return GridStrategy(self.param_grid)
@@ -915,6 +946,7 @@ class RandomizedSearchCV(_DaskSearchMixin):
         reuse: Any = True,
         reuse_failures: bool = False,
         trial_timeout: float | None = None,
+        racing: Any = False,
     ) -> None:
         super().__init__(
             estimator=estimator,
@@ -937,6 +969,7 @@ class RandomizedSearchCV(_DaskSearchMixin):
         self.reuse = reuse
         self.reuse_failures = reuse_failures
         self.trial_timeout = trial_timeout
+        self.racing = racing
 
     def _make_strategy(self) -> CandidateList:
         return RandomStrategy(self.param_distributions, self.n_iter, self.random_state)

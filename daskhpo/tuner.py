@@ -8,6 +8,7 @@ strategy makes one (by answering ``ask`` with an empty list until it has been to
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -31,8 +32,28 @@ def _as_dict(scores: float | dict[str, float] | None) -> dict[str, float] | None
     return {"score": scores}
 
 
-def result_from_outcomes(job: Job, outcomes: Sequence[UnitOutcome], metric: str | None) -> Result:
-    """Fold the per-fold outcomes of one job into a :class:`Result` (failed folds score ``nan``)."""
+def result_from_outcomes(
+    job: Job, outcomes: Sequence[UnitOutcome], metric: str | None, n_splits: int | None = None
+) -> Result:
+    """Fold the per-fold outcomes of one job into a :class:`Result` (failed folds score ``nan``).
+
+    A job that ran only its first folds (``job.folds``, racing) gets ``nan`` scores and times for
+    the others, up to ``n_splits``, a ``nan`` score and ``extra["folds_run"]``.
+    """
+    if n_splits is not None and job.folds is not None and len(outcomes) < n_splits:
+        partial = result_from_outcomes(job, outcomes, metric)
+        pad = (math.nan,) * (n_splits - len(outcomes))
+        ran_train = partial.train_scores
+        return dataclasses.replace(
+            partial,
+            score=math.nan,
+            test_scores={n: v + pad for n, v in partial.test_scores.items()},
+            train_scores=None if ran_train is None else {n: v + pad for n, v in ran_train.items()},
+            fit_times=partial.fit_times + pad,
+            score_times=partial.score_times + pad,
+            errors=partial.errors + (None,) * len(pad),
+            extra={**partial.extra, "folds_run": len(outcomes)},
+        )
     names: list[str] = []
     for o in outcomes:
         scores = _as_dict(o.test_scores)
@@ -119,7 +140,7 @@ class Tuner:
                         "nothing is running: the strategy is stuck."
                     )
                 for job, outcomes in ex.wait():
-                    result = result_from_outcomes(job, outcomes, self.metric)
+                    result = result_from_outcomes(job, outcomes, self.metric, ex.n_splits)
                     self.store.append(result)
                     self.strategy.tell(result)
                     if self.on_result is not None:

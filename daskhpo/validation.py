@@ -303,6 +303,12 @@ _DECLARED = (
         none="for no limit",
         example="such as trial_timeout=600",
     ),
+    Param(
+        "racing",
+        ("bool", "mapping"),
+        "True, or a mapping of racing settings such as {'alpha': 0.05, 'min_folds': 2}",
+        description="race candidates over the folds: true, false, or settings (alpha, min_folds)",
+    ),
     # -- how many candidates ------------------------------------------------------------------
     _count("n_iter", "the number of candidates to sample"),
     _count(

@@ -417,11 +417,12 @@ class DaskExecutor:
         planned = [self._plan(job) for job in jobs]
         reused = self._from_cache(planned) if self.unit_keys is not None else {}
         for job, params, job_token, keys in planned:
-            state = _JobState(job, [None] * self.n_splits)
+            n_folds = self.n_splits if job.folds is None else min(job.folds, self.n_splits)
+            state = _JobState(job, [None] * n_folds)
             self._jobs[job.trial_id] = state
             prefix = self.prefix_params(params) if self.prefix_params else None
             ptoken = params_token(prefix) if prefix is not None else None
-            for fold, key in enumerate(keys):
+            for fold, key in enumerate(keys[:n_folds]):
                 if key in reused:
                     state.outcomes[fold] = self._finished[key] = reused.pop(key)
                     self.n_units_reused += 1
@@ -472,8 +473,9 @@ class DaskExecutor:
         if not keys.policy.reads:
             return {}
         wanted: dict[str, str] = {}  # content key -> unit key
-        for _, _, job_token, unit_keys in planned:
-            for fold, key in enumerate(unit_keys):
+        for job, _, job_token, unit_keys in planned:
+            n_folds = len(unit_keys) if job.folds is None else job.folds
+            for fold, key in enumerate(unit_keys[:n_folds]):
                 if key not in self._finished and key not in self._units:
                     wanted[keys.key(job_token, fold)] = key
         if not wanted:

@@ -46,6 +46,8 @@ class Job:
     budget: float | None = None
     rung: int = 0
     bracket: int = 0
+    # Evaluate only the first ``folds`` folds (racing, see daskhpo.strategies.racing); None: all.
+    folds: int | None = None
 
 
 @dataclass(frozen=True)
