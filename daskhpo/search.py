@@ -831,8 +831,8 @@ class GridSearchCV(_DaskSearchMixin):
     racing : bool or dict
         Race the candidates over the folds (see :mod:`daskhpo.strategies.racing`): each candidate
         runs on its first 2 folds, then on twice as many, and is dropped as soon as a one-sided
-        paired t-test over the folds it ran says it scores lower than the best candidate run on
-        every fold (p < 0.05). A dropped candidate's other folds are ``nan`` in ``cv_results_``
+        paired t-test over the folds it ran says it scores lower than the best candidate on those
+        same folds (p < 0.05). A dropped candidate's other folds are ``nan`` in ``cv_results_``
         (so it ranks last) and ``n_folds_run`` says how many it ran. A dict sets ``alpha`` and
         ``min_folds``. Needs 3 folds or more. False (the default): every fold of every candidate.
 

@@ -30,13 +30,13 @@ GRID = {"max_depth": [1, 2, 3, 6, 10, None], "min_samples_leaf": [1, 4, 16]}
 
 
 def test_a_paired_test_drops_only_a_clear_loser():
-    incumbent = (0.90, 0.88, 0.91, 0.89, 0.90)
-    assert loses((0.60, 0.58), incumbent, 0.05)  # far below on both folds
-    assert not loses((0.89, 0.89), incumbent, 0.05)  # above on one fold, below on the other
-    assert not loses((0.95, 0.93), incumbent, 0.05)  # better
-    assert not loses((0.50,), incumbent, 0.05)  # one fold is no test
-    assert loses((0.85, 0.83), incumbent, 0.05)  # the same margin on both folds
-    assert not loses((0.80, 0.85), incumbent, 0.01) and loses((0.80, 0.85, 0.83), incumbent, 0.05)
+    leader = (0.90, 0.88, 0.91, 0.89, 0.90)
+    assert loses((0.60, 0.58), leader, 0.05)  # far below on both folds
+    assert not loses((0.89, 0.89), leader, 0.05)  # above on one fold, below on the other
+    assert not loses((0.95, 0.93), leader, 0.05)  # better
+    assert not loses((0.50,), leader, 0.05)  # one fold is no test
+    assert loses((0.85, 0.83), leader, 0.05)  # the same margin on both folds
+    assert not loses((0.80, 0.85), leader, 0.01) and loses((0.80, 0.85, 0.83), leader, 0.05)
 
 
 def _result(job: Job, folds: tuple[float, ...], n_splits: int) -> Result:
@@ -50,7 +50,7 @@ def _result(job: Job, folds: tuple[float, ...], n_splits: int) -> Result:
 
 def test_racing_stages_drop_and_tell_the_inner_strategy_once_per_candidate():
     truth = {
-        0: (0.90, 0.91, 0.89, 0.90, 0.92),  # the incumbent once finished
+        0: (0.90, 0.91, 0.89, 0.90, 0.92),  # the leader
         1: (0.50, 0.52, 0.49, 0.51, 0.50),  # clearly worse: dropped after 2 folds
         2: (0.91, 0.89, 0.92, 0.90, 0.91),  # as good: runs every fold
     }

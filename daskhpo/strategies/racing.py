@@ -2,16 +2,18 @@
 
 Any strategy (grid, random, Bayesian) supplies the candidates; :class:`Racing` evaluates each on its
 first ``min_folds`` folds, then on twice as many, and so on up to every fold. After each stage the
-candidate is compared with the *incumbent*, the best candidate evaluated on every fold so far, on
-the folds both have run (a paired comparison: the same training and test rows). It is dropped when
-a one-sided paired t-test says it scores lower with p below ``alpha``; otherwise it goes on. A
+candidate is compared with the *leader* of that stage: of the candidates that have run at least as
+many folds, the one with the best mean on those same folds (a paired comparison: the same training
+and test rows). It is dropped when a one-sided paired t-test says it scores lower with p below
+``alpha``; otherwise it goes on. Leading on the first folds is enough to make others lose, so a race
+does not wait for a candidate to run every fold before it drops anything. A
 dropped candidate's results keep the folds it ran, the others are ``nan`` (as scikit-learn shows a
 fold that did not give a score), so its ``mean_test_score`` is ``nan`` and it ranks last; the
 search's ``cv_results_`` says how many folds each candidate ran (``n_folds_run``).
 
 The inner strategy is told each candidate once it is finished: with its full result, or, for a
 dropped candidate, with the mean of the folds it ran as its score (a Bayesian sampler learns that
-the region is poor). Only candidates run on every fold can become the incumbent or ``best_*``.
+the region is poor). Only candidates run on every fold can be ``best_*``.
 
 The same idea as SMAC's intensification and Optuna's ``WilcoxonPruner``, inside a drop-in SearchCV.
 A t-test needs two pairs at least, so ``min_folds`` is at least 2; with 3 folds a candidate can only
@@ -74,13 +76,13 @@ def racing_settings(value: Any, n_splits: int | None = None) -> dict[str, Any] |
     return {"alpha": float(alpha), "min_folds": int(min_folds)}
 
 
-def loses(challenger: tuple[float, ...], incumbent: tuple[float, ...], alpha: float) -> bool:
-    """Whether ``challenger``'s fold scores are lower than ``incumbent``'s on the same folds, by a
+def loses(challenger: tuple[float, ...], leader: tuple[float, ...], alpha: float) -> bool:
+    """Whether ``challenger``'s fold scores are lower than ``leader``'s on the same folds, by a
     one-sided paired t-test at level ``alpha``."""
     from scipy import stats
 
     a = np.asarray(challenger, dtype=float)
-    b = np.asarray(incumbent[: len(a)], dtype=float)
+    b = np.asarray(leader[: len(a)], dtype=float)
     d = b - a
     if len(d) < 2 or not np.all(np.isfinite(d)) or d.mean() <= 0:
         return False
@@ -116,7 +118,9 @@ class Racing:
         self._queue: deque[Job] = deque()  # next stages of running candidates
         self._stage: dict[int, int] = {}  # trial -> folds asked
         self._jobs: dict[int, Job] = {}  # trial -> the inner strategy's job
-        self._incumbent: tuple[float, tuple[float, ...]] | None = None
+        # folds k -> (mean of the first k folds, those scores, trial) of the best trial that ran
+        # at least k folds: what a trial that has run k folds races against.
+        self._leader: dict[int, tuple[float, tuple[float, ...], int]] = {}
         self._open = 0  # candidates asked and not finished
         self.max_open = 4  # set from the cluster's slots (set_slots)
         self.n_dropped = 0
@@ -132,10 +136,10 @@ class Racing:
         jobs: list[Job] = []
         while self._queue and len(jobs) < n:
             jobs.append(self._queue.popleft())
-        # Few candidates open until one has run every fold, so that an incumbent exists early and
-        # the rest race against it; then as many as the executor wants (short fits need many).
+        # Few candidates open until one has a score, so that the others have a leader to race
+        # against; then as many as the executor wants (short fits need many).
         room = n - len(jobs)
-        if self._incumbent is None:
+        if not self._leader:
             room = min(room, self.max_open - self._open)
         if room > 0:
             for job in self.inner.ask(room):
@@ -161,17 +165,37 @@ class Racing:
         self._stage[tid] = max(self._stage.get(tid, 0), ran)
         scores = self._fold_scores(result)[:ran]
         if ran >= self.n_splits or result.failed:
-            better = self._incumbent is None or result.score > self._incumbent[0]
-            if not result.failed and math.isfinite(result.score) and better:
-                self._incumbent = (result.score, scores)
+            if not result.failed and math.isfinite(result.score):
+                self._lead(tid, scores)
             self._finish(job, result, result.score)
             return
-        if self._incumbent is not None and loses(scores, self._incumbent[1], self.alpha):
+        leader = self._leader.get(ran)
+        if leader is not None and leader[2] != tid and loses(scores, leader[1], self.alpha):
             self.n_dropped += 1
             self.n_fits_skipped += self.n_splits - ran
             self._finish(job, result, float(np.mean(scores)))
             return
+        self._lead(tid, scores)
         self._queue.append(self._staged(job, min(2 * ran, self.n_splits)))
+
+    def _lead(self, tid: int, scores: tuple[float, ...]) -> None:
+        """Let a trial's fold scores lead every stage they cover where they are the best so far."""
+        if not all(math.isfinite(v) for v in scores):
+            return
+        for k in {*self._stages(), len(scores)}:
+            if k > len(scores):
+                continue
+            mean = float(np.mean(scores[:k]))
+            best = self._leader.get(k)
+            if best is None or mean > best[0]:
+                self._leader[k] = (mean, scores[:k], tid)
+
+    def _stages(self) -> list[int]:
+        stages, k = [], self.min_folds
+        while k < self.n_splits:
+            stages.append(k)
+            k *= 2
+        return stages
 
     def _fold_scores(self, result: Result) -> tuple[float, ...]:
         tests = result.test_scores
