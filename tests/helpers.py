@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 
+from sklearn.ensemble import RandomForestClassifier
 from sklearn.tree import DecisionTreeClassifier
 
 
@@ -14,6 +15,25 @@ class SlowTree(DecisionTreeClassifier):
 
     def __init__(self, delay=0.2, max_depth=None, random_state=0):
         super().__init__(max_depth=max_depth, random_state=random_state)
+        self.delay = delay
+
+    def fit(self, X, y, sample_weight=None):
+        time.sleep(self.delay)
+        return super().fit(X, y, sample_weight=sample_weight)
+
+
+class SlowForest(RandomForestClassifier):
+    """A random forest whose fit also sleeps ``delay`` seconds (and can warm start, as a forest)."""
+
+    def __init__(
+        self, n_estimators=100, *, delay=0.2, max_features="sqrt", warm_start=False, random_state=0
+    ):
+        super().__init__(
+            n_estimators=n_estimators,
+            max_features=max_features,
+            warm_start=warm_start,
+            random_state=random_state,
+        )
         self.delay = delay
 
     def fit(self, X, y, sample_weight=None):

@@ -93,3 +93,50 @@ def test_candidate_that_kills_its_worker_is_recorded_failed_and_the_search_goes_
     assert np.isnan(scores[crashed]).all()
     assert np.isfinite(np.delete(scores, crashed)).all()
     assert search.best_params_["crash"] is False
+
+
+def test_worker_killed_while_trials_continue_their_models(client):
+    """Promoted trials continue models held on the workers; killing one loses the models it held,
+    which the scheduler computes again from their tasks: the search ends with the results of
+    fitting every rung from scratch, nothing failed."""
+    from daskhpo import SuccessiveHalvingSearchCV
+    from tests.helpers import SlowForest
+
+    space = {"max_features": [0.25, 0.5, 0.75, 1.0], "delay": [0.15]}
+    settings = dict(
+        resource="n_estimators", min_budget=2, max_budget=18, n_candidates=9, cv=3, random_state=0
+    )
+    reference = SuccessiveHalvingSearchCV(
+        SlowForest(), {**space, "delay": [0.0]}, continuation=False, client=client, **settings
+    ).fit(X, y)
+    search = SuccessiveHalvingSearchCV(SlowForest(), space, client=client, **settings)
+    errors: list[BaseException] = []
+    thread = threading.Thread(target=lambda: _fit_into(search, errors))
+    thread.start()
+    n_first = 4  # distinct candidates of the space: the first rung's trials
+    deadline = time.monotonic() + 60  # when to stop waiting, not a speed target
+    while len(getattr(search, "store_", ())) < n_first:
+        assert thread.is_alive(), f"the search ended before its first rung was stored: {errors}"
+        if time.monotonic() > deadline:
+            thread.join(120)
+            pytest.fail(f"the first rung was not stored after 60 s; errors: {errors}")
+        time.sleep(0.02)
+    victim = sorted(client.run(os.getpid).values())[0]
+    os.kill(victim, signal.SIGKILL)
+    assert thread.is_alive(), "fit had returned before the kill"
+    thread.join(120)
+    assert not thread.is_alive() and not errors, errors
+    client.wait_for_workers(2, timeout=60)
+    assert not any(r.failed for r in search.store_.results())
+    assert search.stats_["units_continued"] > 0
+    ours, theirs = search.cv_results_, reference.cv_results_
+    strip = [{k: v for k, v in p.items() if k != "delay"} for p in ours["params"]]
+    assert strip == [{k: v for k, v in p.items() if k != "delay"} for p in theirs["params"]]
+    np.testing.assert_array_equal(ours["mean_test_score"], theirs["mean_test_score"])
+
+
+def _fit_into(search, errors: list[BaseException]) -> None:
+    try:
+        search.fit(X, y)
+    except BaseException as exc:  # pragma: no cover - reported by the test
+        errors.append(exc)
