@@ -25,12 +25,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--json", default=None)
-    args = parser.parse_args()
-
+def measure(repeat: int) -> dict[str, list[float]]:
+    """Seconds of each run, by label (scikit-learn first)."""
     import dask
     from distributed import Client, LocalCluster
     from sklearn.datasets import load_digits
@@ -54,7 +50,7 @@ def main() -> None:
 
     results = {}
     results["scikit-learn GridSearchCV(n_jobs=-1)"] = timed(
-        lambda: SkGrid(tree, DEMO_GRID, cv=3, n_jobs=-1).fit(X, y), args.repeat
+        lambda: SkGrid(tree, DEMO_GRID, cv=3, n_jobs=-1).fit(X, y), repeat
     )
     for label, tune in (
         ("daskhpo, user LocalCluster, plugin", True),
@@ -69,7 +65,7 @@ def main() -> None:
         ):
             results[label] = timed(
                 lambda client=client: GridSearchCV(tree, DEMO_GRID, cv=3, client=client).fit(X, y),
-                args.repeat,
+                repeat,
             )
             applied = {
                 str(s)
@@ -78,6 +74,15 @@ def main() -> None:
                 ).values()
             }
             print(f"{label}: worker plugin state {sorted(applied)}", file=sys.stderr)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+    results = measure(args.repeat)
     base = statistics.median(results["scikit-learn GridSearchCV(n_jobs=-1)"])
     print(f"{'run':42} {'median s':>9} {'runs':>24} {'sklearn/this':>13}")
     rows = []

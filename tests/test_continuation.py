@@ -281,3 +281,57 @@ def test_partial_fit_best_at_an_earlier_rung_is_trained_to_that_budget(client):
     rows_per_block = 0.75 * len(X) / n_blocks
     seen = search.best_estimator_.t_ - 1
     assert abs(seen - search.best_budget_ * rows_per_block) < rows_per_block
+
+
+# -- HistGradientBoosting fits share their binned folds -----------------------------------------
+
+
+def _bin_hits(client) -> int:
+    def hits() -> int:
+        from daskhpo.execution import binning
+
+        return binning.hits
+
+    return sum(client.run(hits).values())
+
+
+def test_hist_gradient_boosting_candidates_share_binned_folds_and_score_as_scikit_learn(client):
+    import dask
+    from sklearn.model_selection import GridSearchCV as SkGridSearchCV
+
+    hgb = HistGradientBoostingClassifier(early_stopping=False, random_state=0)
+    grid = {"learning_rate": [0.05, 0.1, 0.3], "max_iter": [5, 20], "max_bins": [63, 255]}
+    before = _bin_hits(client)
+    ours = daskhpo.GridSearchCV(hgb, grid, cv=3, client=client).fit(X, Y)
+    # 12 candidates x 3 folds, 2 binning settings: at most 2 x 3 binnings per worker.
+    assert _bin_hits(client) - before >= 36 - 2 * 3 * len(client.nthreads())
+    theirs = SkGridSearchCV(hgb, grid, cv=3).fit(X, Y)
+    np.testing.assert_array_equal(
+        ours.cv_results_["mean_test_score"], theirs.cv_results_["mean_test_score"]
+    )
+    assert ours.best_params_ == theirs.best_params_
+    # Opting out in the process that calls fit bins every fit again, with the same scores.
+    before = _bin_hits(client)
+    with dask.config.set({"daskhpo.share-bins": False}):
+        plain = daskhpo.GridSearchCV(hgb, grid, cv=3, client=client).fit(X, Y)
+    assert _bin_hits(client) == before
+    np.testing.assert_array_equal(
+        plain.cv_results_["mean_test_score"], ours.cv_results_["mean_test_score"]
+    )
+
+
+def test_binned_folds_are_not_shared_across_data_the_estimator_does_not_bin_itself(client):
+    # Sample weights, a pipeline before the booster, early stopping's own split: binned as usual.
+    hgb = HistGradientBoostingClassifier(random_state=0, early_stopping=True, max_iter=10)
+    grid = {"learning_rate": [0.1, 0.3]}
+    weights = np.linspace(0.5, 1.5, len(Y))
+    before = _bin_hits(client)
+    daskhpo.GridSearchCV(hgb, grid, cv=3, client=client).fit(X, Y)
+    daskhpo.GridSearchCV(hgb.set_params(early_stopping=False), grid, cv=3, client=client).fit(
+        X, Y, sample_weight=weights
+    )
+    pipe = make_pipeline(StandardScaler(), HistGradientBoostingClassifier(max_iter=10))
+    daskhpo.GridSearchCV(
+        pipe, {"histgradientboostingclassifier__learning_rate": [0.1, 0.3]}, cv=3, client=client
+    ).fit(X, Y)
+    assert _bin_hits(client) == before

@@ -41,6 +41,7 @@ VALID: dict[str, list[Any]] = {
     "persist": ["auto", True, False],
     "continuation": ["auto", True, False],
     "best_from": ["all", "top", "last"],
+    "racing": [True, False, {"alpha": 0.1}, {}],
     "min_early_stopping_rate": [0, 2],
     "step": [None, 1, 0.3],
     "patience": [None, 1, 5],
@@ -52,7 +53,7 @@ VALID: dict[str, list[Any]] = {
 }
 
 # Declarations whose every value of the right type is good (nothing is out of range).
-NO_RANGE = {"refit", "return_train_score", "sampler_options"}
+NO_RANGE = {"refit", "return_train_score", "sampler_options", "racing"}
 
 WRONG_TYPE = [1, 2]  # no parameter takes a list
 

@@ -28,6 +28,7 @@ from sklearn.base import clone
 
 from ..continuation import ContinuationRule, budget_value, continuation_rule, wanted
 from ..strategies.base import Job
+from .binning import shared_bins
 from .executor import DaskExecutor, _Unit
 from .tasks import (
     SearchContext,
@@ -106,7 +107,8 @@ def continue_unit(
             if go_on:
                 assert previous is not None
                 from_budget = previous.budget
-            _plain_fit(estimator, X_train, y_train, fit_params)
+            with shared_bins(ctx, (fold, None), estimator, X_train):
+                _plain_fit(estimator, X_train, y_train, fit_params)
         except Exception as exc:
             return Continued(None, target, _failure(key, exc, time.perf_counter() - t0))
         fit_time = time.perf_counter() - t0

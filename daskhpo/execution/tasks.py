@@ -16,11 +16,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import dask
 import numpy as np
 from sklearn.base import clone
 from sklearn.utils import _safe_indexing, get_tags
 from sklearn.utils.metaestimators import _safe_split
 
+from .binning import shared_bins
 from .work import CrossValWork
 
 __all__ = [
@@ -64,6 +66,9 @@ class SearchContext:
     # scikit-learn callbacks (1.9+) that the fitted estimators inherit, as a detached copy of the
     # search's callback context (see daskhpo.callbacks); None without auto-propagated callbacks.
     callback_parent: Any = None
+    # HistGradientBoosting fits on a fold share their binned training data (daskhpo.execution.binning);
+    # the dask config daskhpo.share-bins of the process that calls fit.
+    share_bins: bool = True
 
     @classmethod
     def from_work(cls, work: CrossValWork, *, with_data: bool = True) -> SearchContext:
@@ -83,6 +88,7 @@ class SearchContext:
             error_score=work.error_score,
             config=work.config,
             callback_parent=work.callback_parent,
+            share_bins=bool(dask.config.get("daskhpo.share-bins", True)),
         )
 
     def realign(self) -> None:
@@ -407,7 +413,10 @@ def _fit_score_unit(
             X_train, X_test = prefix.Xt_train, prefix.Xt_test
             to_score = estimator
             X_train_eval = prefix.Xt_train_eval
-        _fit(ctx, estimator, task_id, X_train, y_train, fit_params)
+        # Binned data is shared per (fold, subsample) of the raw data, not of a prefix's output.
+        bins = shared_bins(ctx, (fold, n_samples), estimator, X_train) if prefix is None else None
+        with bins or contextlib.nullcontext():
+            _fit(ctx, estimator, task_id, X_train, y_train, fit_params)
         if prefix is not None and not ctx.score_transformed:
             pipe.steps = [*(prefix.steps or []), pipe.steps[-1]]
             to_score = pipe
