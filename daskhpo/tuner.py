@@ -37,10 +37,14 @@ def result_from_outcomes(
 ) -> Result:
     """Fold the per-fold outcomes of one job into a :class:`Result` (failed folds score ``nan``).
 
-    A job that ran only its first folds (``job.folds``, racing) gets ``nan`` scores and times for
-    the others, up to ``n_splits``, a ``nan`` score and ``extra["folds_run"]``.
+    A job that asked for its first folds (``job.folds``, racing) says how many ran in
+    ``extra["folds_run"]``; when that is fewer than ``n_splits``, the others get ``nan`` scores and
+    times and the result a ``nan`` score.
     """
-    if n_splits is not None and job.folds is not None and len(outcomes) < n_splits:
+    if n_splits is not None and job.folds is not None and len(outcomes) >= n_splits:
+        whole = result_from_outcomes(job, outcomes, metric)
+        return dataclasses.replace(whole, extra={**whole.extra, "folds_run": len(outcomes)})
+    if n_splits is not None and job.folds is not None:
         partial = result_from_outcomes(job, outcomes, metric)
         pad = (math.nan,) * (n_splits - len(outcomes))
         ran_train = partial.train_scores

@@ -30,7 +30,15 @@ from distributed import Client, Future, as_completed
 from ..reuse import KEY_VERSION, ReusePolicy, random_sources
 from ..store import plain_value
 from ..strategies.base import Job
-from .tasks import SAMPLES_KEY, SearchContext, UnitOutcome, fit_prefix, refit, run_units
+from .tasks import (
+    SAMPLES_KEY,
+    Batch,
+    SearchContext,
+    UnitOutcome,
+    fit_prefix,
+    refit,
+    run_units,
+)
 from .timeouts import CALL_TIMEOUT, RESTART_WAIT, WorkerRestart, running_for
 from .work import CrossValWork
 
@@ -460,7 +468,8 @@ class DaskExecutor:
         job_token = params_token(params)
         # Without sharing (callbacks watch every fit), equal candidates get keys of their own.
         job_token = job_token if self.share_units else tokenize(job_token, job.trial_id)
-        keys = [tokenize(self.context_token, job_token, fold) for fold in range(self.n_splits)]
+        # job_token is already a token of the params: the unit key only needs the fold added.
+        keys = [f"{job_token}-{fold}" for fold in range(self.n_splits)]
         return job, params, job_token, keys
 
     def _from_cache(
@@ -588,7 +597,7 @@ class DaskExecutor:
             # Every submission gets a key of its own: a unit that runs again must not reuse the key of
             # the task that just failed, which the scheduler may still be releasing.
             key = f"daskhpo-fit-{self.run_id}-{self.n_tasks}-" + tokenize([u.key for u in batch])
-            args: list[Any] = [self.context, units]
+            args: list[Any] = [self.context, Batch(units)]
             if prefix_key is not None:
                 args.append(self._prefix_futures[prefix_key])
             future = self.client.submit(run_units, *args, key=key)

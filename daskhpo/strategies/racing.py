@@ -15,6 +15,10 @@ The inner strategy is told each candidate once it is finished: with its full res
 dropped candidate, with the mean of the folds it ran as its score (a Bayesian sampler learns that
 the region is poor). Only candidates run on every fold can be ``best_*``.
 
+Which leader a candidate meets can depend on the order results arrive in, so, as with ASHA, the
+stage a candidate is dropped at may differ between runs on different clusters; a candidate that runs
+every fold has the same scores whatever happened.
+
 The same idea as SMAC's intensification and Optuna's ``WilcoxonPruner``, inside a drop-in SearchCV.
 A t-test needs two pairs at least, so ``min_folds`` is at least 2; with 3 folds a candidate can only
 be dropped before its third.
@@ -152,7 +156,7 @@ class Racing:
 
     def _staged(self, job: Job, folds: int) -> Job:
         self._stage[job.trial_id] = folds
-        return dataclasses.replace(job, folds=None if folds >= self.n_splits else folds)
+        return dataclasses.replace(job, folds=min(folds, self.n_splits))
 
     def tell(self, result: Result) -> None:
         tid = result.trial_id
