@@ -35,9 +35,9 @@ from .tasks import (
     UnitOutcome,
     _failure,
     _plain_fit,
-    _score,
     configured,
     recorded_warnings,
+    score_fitted,
     single_threaded,
 )
 from .work import CrossValWork
@@ -81,7 +81,7 @@ def continue_unit(
         try:
             estimator = clone(ctx.estimator).set_params(**clone(params, safe=False))
             X_train, X_test, y_train, y_test = ctx.split(fold, estimator)
-            train, test = ctx.folds[fold]
+            train = ctx.folds[fold][0]
             fit_params = ctx.params_for(ctx.fit_params, train)
             go_on = (
                 rule is not None
@@ -112,30 +112,11 @@ def continue_unit(
         except Exception as exc:
             return Continued(None, target, _failure(key, exc, time.perf_counter() - t0))
         fit_time = time.perf_counter() - t0
-        t1 = time.perf_counter()
-        try:
-            test_scores = _score(
-                ctx.scorer,
-                estimator,
-                X_test,
-                y_test,
-                ctx.params_for(ctx.score_params, test),
-                ctx.error_score,
-            )
-            train_scores = None
-            if ctx.return_train_score:
-                train_scores = _score(
-                    ctx.scorer,
-                    estimator,
-                    X_train,
-                    y_train,
-                    ctx.params_for(ctx.score_params, train),
-                    ctx.error_score,
-                )
-        except Exception as exc:
-            outcome = _failure(key, exc, fit_time, time.perf_counter() - t1)
+        outcome = score_fitted(
+            ctx, key, estimator, fold, (X_test, y_test), (X_train, y_train), fit_time
+        )
+        if outcome.error is not None:
             return Continued(None, target, outcome)
-        outcome = UnitOutcome(key, test_scores, train_scores, fit_time, time.perf_counter() - t1)
     outcome.continued_from = from_budget
     if caught:
         outcome.warnings = caught

@@ -425,13 +425,29 @@ def _fit_score_unit(
     except Exception as exc:
         return _failure(key, exc, time.perf_counter() - t0 + (prefix.fit_time if prefix else 0.0))
     fit_time = time.perf_counter() - t0 + (prefix.fit_time if prefix else 0.0)
+    return score_fitted(
+        ctx, key, to_score, fold, (X_test, y_test), (X_train_eval, y_train), fit_time
+    )
+
+
+def score_fitted(
+    ctx: SearchContext,
+    key: str,
+    estimator: Any,
+    fold: int,
+    test_side: tuple[Any, Any],
+    train_side: tuple[Any, Any],
+    fit_time: float,
+) -> UnitOutcome:
+    """Score a fitted estimator on a fold's test side (and train side with ``return_train_score``);
+    ``score_time`` counts the test side only, as scikit-learn does. Failures are returned."""
+    train, test = ctx.folds[fold]
     t1 = time.perf_counter()
     try:
         test_scores = _score(
             ctx.scorer,
-            to_score,
-            X_test,
-            y_test,
+            estimator,
+            *test_side,
             ctx.params_for(ctx.score_params, test),
             ctx.error_score,
         )
@@ -440,9 +456,8 @@ def _fit_score_unit(
         if ctx.return_train_score:
             train_scores = _score(
                 ctx.scorer,
-                to_score,
-                X_train_eval,
-                y_train,
+                estimator,
+                *train_side,
                 ctx.params_for(ctx.score_params, train),
                 ctx.error_score,
             )
