@@ -9,7 +9,8 @@ digits grid (1,176 decision trees x 3 folds = 3,528 fits, ``daskhpo.cli.DEMO_GRI
   (``daskhpo.cluster.tuning``, the default);
 - the same with the plugin turned off (``daskhpo.tune-workers: false``), on a fresh cluster.
 
-Each is run ``--repeat`` times after one warm-up; the table shows the median and the ratio of
+Each is run ``--repeat`` times, taking turns; every daskhpo run is on a fresh cluster warmed up by
+one untimed search and closed before the next run. The table shows the median and the ratio of
 scikit-learn's median to each (above 1: faster than scikit-learn). Target: >= 1.3x with the plugin.
 """
 
@@ -39,41 +40,40 @@ def measure(repeat: int) -> dict[str, list[float]]:
     X, y = load_digits(return_X_y=True)
     tree = DecisionTreeClassifier(random_state=0)
 
-    def timed(fn, n):  # type: ignore[no-untyped-def]
-        fn()  # warm-up: imports, worker start-up, first data transfer
-        times = []
-        for _ in range(n):
-            t = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t)
-        return times
+    def sklearn() -> None:
+        SkGrid(tree, DEMO_GRID, cv=3, n_jobs=-1).fit(X, y)
 
-    results = {}
-    results["scikit-learn GridSearchCV(n_jobs=-1)"] = timed(
-        lambda: SkGrid(tree, DEMO_GRID, cv=3, n_jobs=-1).fit(X, y), repeat
-    )
-    for label, tune in (
-        ("daskhpo, user LocalCluster, plugin", True),
-        ("daskhpo, user LocalCluster, no plugin", False),
-    ):
-        with (
-            dask.config.set({"daskhpo.tune-workers": tune}),
-            LocalCluster(
-                n_workers=2, threads_per_worker=1, dashboard_address="127.0.0.1:0"
-            ) as cluster,
-            Client(cluster) as client,
-        ):
-            results[label] = timed(
-                lambda client=client: GridSearchCV(tree, DEMO_GRID, cv=3, client=client).fit(X, y),
-                repeat,
-            )
-            applied = {
-                str(s)
-                for s in client.run(
+    labels = {
+        "daskhpo, user LocalCluster, plugin": True,
+        "daskhpo, user LocalCluster, no plugin": False,
+    }
+    sk_label = "scikit-learn GridSearchCV(n_jobs=-1)"
+    results: dict[str, list[float]] = {sk_label: [], **{label: [] for label in labels}}
+    sklearn()  # warm-up: imports, loky's workers
+    # The runs take turns, so a machine that gets busier or quieter weighs on every column alike;
+    # each daskhpo run gets a fresh cluster (warmed up by one untimed search) that is closed
+    # before the next run, so no idle cluster shares the cores with scikit-learn.
+    for _ in range(repeat):
+        t = time.perf_counter()
+        sklearn()
+        results[sk_label].append(time.perf_counter() - t)
+        for label, tune in labels.items():
+            with (
+                dask.config.set({"daskhpo.tune-workers": tune}),
+                LocalCluster(
+                    n_workers=2, threads_per_worker=1, dashboard_address="127.0.0.1:0"
+                ) as cluster,
+                Client(cluster) as client,
+            ):
+                GridSearchCV(tree, DEMO_GRID, cv=3, client=client).fit(X, y)  # warm-up
+                t = time.perf_counter()
+                GridSearchCV(tree, DEMO_GRID, cv=3, client=client).fit(X, y)
+                results[label].append(time.perf_counter() - t)
+                states = client.run(
                     lambda dask_worker: getattr(dask_worker, "daskhpo_allocator", None)
-                ).values()
-            }
-            print(f"{label}: worker plugin state {sorted(applied)}", file=sys.stderr)
+                )
+                shown = sorted(map(str, states.values()))
+                print(f"{label}: worker plugin state {shown}", file=sys.stderr)
     return results
 
 

@@ -257,7 +257,10 @@ class DaskExecutor:
     n_slots : int
         How many tasks the cluster runs at once (total worker threads).
     target_task_seconds : float
-        Batches are sized so a task runs about this long once unit costs are known.
+        Batches are sized so a task runs about this long once unit costs are known. 1 s: on the
+        digits grid (3,528 fits of about 6 ms) on a plain 2-worker LocalCluster, interleaved runs
+        took a median 12.62 s at 0.5 s, 12.28 s at 1 s and 12.15 s at 2 s; larger tasks coarsen
+        progress and lose more work to a dead worker, for less gain.
     job_params : callable, optional
         Maps a job to the parameters its units run with (by default ``job.params``): adaptive searches
         add the job's budget to them.
@@ -286,7 +289,7 @@ class DaskExecutor:
         prefix_params: Callable[[Mapping[str, Any]], dict[str, Any] | None] | None = None,
         prefix_demand: Mapping[str, int] | None = None,
         n_slots: int = 1,
-        target_task_seconds: float = 0.5,
+        target_task_seconds: float = 1.0,
         max_batch: int = 256,
         remake_context: Callable[[], Future] | None = None,
         job_params: Callable[[Job], Mapping[str, Any]] | None = None,
