@@ -417,7 +417,8 @@ class _DaskSearchMixin(_SklearnBaseSearchCV):
         """What this search evaluates: its strategy and work (see :class:`daskhpo.run.Setup`)."""
         strategy = self._make_strategy()
         setup = self._crossval_setup(data, strategy)
-        settings = racing_settings(getattr(self, "racing", False))
+        n_splits = len(setup.work.folds or ())
+        settings = racing_settings(getattr(self, "racing", False), n_splits)
         if settings is None:
             return setup
         if not isinstance(setup.work, CrossValWork):
@@ -426,8 +427,6 @@ class _DaskSearchMixin(_SklearnBaseSearchCV):
                 "cluster, one fit at a time per trial; racing runs fits fold by fold on the "
                 "workers. Use racing=False with distributed estimators."
             )
-        n_splits = len(setup.work.folds)
-        racing_settings(self.racing, n_splits)  # enough folds to race over
         metric = data.refit_metric if isinstance(data.refit_metric, str) else None
         # A pipeline prefix is kept for the candidates that will come; raced ones may never come.
         setup.work.prefix_demand = None

@@ -41,22 +41,22 @@ def result_from_outcomes(
     ``extra["folds_run"]``; when that is fewer than ``n_splits``, the others get ``nan`` scores and
     times and the result a ``nan`` score.
     """
-    if n_splits is not None and job.folds is not None and len(outcomes) >= n_splits:
-        whole = result_from_outcomes(job, outcomes, metric)
-        return dataclasses.replace(whole, extra={**whole.extra, "folds_run": len(outcomes)})
     if n_splits is not None and job.folds is not None:
-        partial = result_from_outcomes(job, outcomes, metric)
+        result = result_from_outcomes(job, outcomes, metric)
+        extra = {**result.extra, "folds_run": len(outcomes)}
         pad = (math.nan,) * (n_splits - len(outcomes))
-        ran_train = partial.train_scores
+        if not pad:
+            return dataclasses.replace(result, extra=extra)
+        ran_train = result.train_scores
         return dataclasses.replace(
-            partial,
+            result,
             score=math.nan,
-            test_scores={n: v + pad for n, v in partial.test_scores.items()},
+            test_scores={n: v + pad for n, v in result.test_scores.items()},
             train_scores=None if ran_train is None else {n: v + pad for n, v in ran_train.items()},
-            fit_times=partial.fit_times + pad,
-            score_times=partial.score_times + pad,
-            errors=partial.errors + (None,) * len(pad),
-            extra={**partial.extra, "folds_run": len(outcomes)},
+            fit_times=result.fit_times + pad,
+            score_times=result.score_times + pad,
+            errors=result.errors + (None,) * len(pad),
+            extra=extra,
         )
     names: list[str] = []
     for o in outcomes:

@@ -29,7 +29,7 @@ from sklearn.base import clone
 from ..continuation import ContinuationRule, budget_value, continuation_rule, wanted
 from ..strategies.base import Job
 from .binning import shared_bins
-from .executor import DaskExecutor, _Unit
+from .executor import DaskExecutor, _JobState, _Unit
 from .tasks import (
     SearchContext,
     UnitOutcome,
@@ -89,24 +89,19 @@ def continue_unit(
                 and previous.model is not None
                 and previous.budget < target
             )
-            if rule is not None and rule.how == "warm_start":
-                if go_on:
-                    assert previous is not None
-                    estimator = previous.model
-                    estimator.set_params(
-                        **{rule.param: budget_value(rule, target, previous.budget)}
-                    )
-                else:
-                    estimator.set_params(**{rule.warm_param: True})
-            elif go_on:
-                assert previous is not None and rule is not None
-                estimator.set_params(**{rule.param: budget_value(rule, target, previous.budget)})
-                booster = rule.final(previous.model)
-                booster = booster.get_booster() if rule.how == "xgb_model" else booster.booster_
-                fit_params = {**fit_params, rule.fit_param: booster}
             if go_on:
-                assert previous is not None
+                assert previous is not None and rule is not None
                 from_budget = previous.budget
+                value = {rule.param: budget_value(rule, target, previous.budget)}
+                if rule.how == "warm_start":
+                    estimator = previous.model.set_params(**value)
+                else:
+                    booster = rule.final(previous.model)
+                    booster = booster.get_booster() if rule.how == "xgb_model" else booster.booster_
+                    estimator.set_params(**value)
+                    fit_params = {**fit_params, rule.fit_param: booster}
+            elif rule is not None and rule.how == "warm_start":
+                estimator.set_params(**{rule.warm_param: True})
             with shared_bins(ctx, (fold, None), estimator, X_train):
                 _plain_fit(estimator, X_train, y_train, fit_params)
         except Exception as exc:
@@ -143,8 +138,7 @@ class ContinuingExecutor(DaskExecutor):
         self.budget_param = ""
         self.n_train: int | None = None
         self._models: dict[tuple[int, int], Any] = {}  # (trial, fold) -> future of a Continued
-        # outcome key -> (trial, fold, unit, whether its scores equal a fresh fit's)
-        self._flights: dict[str, tuple[int, int, _Unit, bool]] = {}
+        self._flights: dict[str, _Unit] = {}  # key of a scores task -> its unit
         self._rules: dict[str, ContinuationRule | None] = {}
         self.n_units_continued = 0
 
@@ -171,15 +165,12 @@ class ContinuingExecutor(DaskExecutor):
     def _rule(self, params: Mapping[str, Any], job_token: str) -> ContinuationRule | None:
         """How this job's units continue (None: from scratch), once per distinct candidate."""
         if job_token not in self._rules:
-            public = {k: v for k, v in params.items() if not str(k).startswith("__daskhpo")}
-            estimator = clone(self.estimator).set_params(**clone(dict(public), safe=False))
+            estimator = clone(self.estimator).set_params(**clone(dict(params), safe=False))
             rule = continuation_rule(estimator, self.budget_param, self.n_train)
             self._rules[job_token] = rule if wanted(rule, self.mode) else None
         return self._rules[job_token]
 
     def submit(self, jobs: list[Job]) -> None:
-        from .executor import _JobState
-
         planned = [self._plan(job) for job in jobs]
         reused = self._from_cache(planned) if self.unit_keys is not None else {}
         for job, params, job_token, keys in planned:
@@ -194,7 +185,8 @@ class ContinuingExecutor(DaskExecutor):
                     self._drop(chain)  # the model is not at this budget: next rung from scratch
                     continue
                 unit = _Unit(key, params, fold, None, [(job.trial_id, fold)])
-                if self.unit_keys is not None:
+                # Only scores equal to a fresh fit's go to the unit cache, under a fresh fit's key.
+                if self.unit_keys is not None and (rule is None or rule.exact):
                     unit.content_key = self.unit_keys.key(job_token, fold)
                     unit.deterministic = self.unit_keys.deterministic(job_token, params)
                 previous = self._models.pop(chain, None) if rule is not None else None
@@ -211,7 +203,8 @@ class ContinuingExecutor(DaskExecutor):
                     rule,
                     key=f"daskhpo-continue-{tag}",
                 )
-                outcome = self.client.submit(outcome_of, model, key=f"daskhpo-scores-{tag}")
+                scores_key = f"daskhpo-scores-{tag}"
+                outcome = self.client.submit(outcome_of, model, key=scores_key)
                 if previous is not None:
                     previous.release()  # the scheduler keeps it until the new task has run
                 self.n_tasks += 2
@@ -219,9 +212,8 @@ class ContinuingExecutor(DaskExecutor):
                     self._models[chain] = model
                 else:
                     model.release()
-                exact = rule is None or rule.exact
-                self._flights[f"daskhpo-scores-{tag}"] = (job.trial_id, fold, unit, exact)
-                self._futures[f"daskhpo-scores-{tag}"] = outcome
+                self._flights[scores_key] = unit
+                self._futures[scores_key] = outcome
                 self._ac.add(outcome)
             if state.complete:
                 del self._jobs[job.trial_id]
@@ -240,26 +232,18 @@ class ContinuingExecutor(DaskExecutor):
         if done_jobs or not self._flights:
             return done_jobs
         for future in self._ac.next_batch(block=True):
-            trial_id, fold, unit, exact = self._flights.pop(str(future.key))
+            unit = self._flights.pop(str(future.key))
             self._futures.pop(str(future.key), None)
             try:
                 outcome = future.result()
             except Exception as exc:  # the task itself died (its worker, beyond retries)
                 outcome = _failure(unit.key, exc, 0.0)
                 outcome.cacheable = False
-                self._drop((trial_id, fold))
+                self._drop(unit.waiters[0])
             future.release()
             if outcome.continued_from is not None:
                 self.n_units_continued += 1
-            self.n_units_computed += 1
-            keys = self.unit_keys
-            if keys is not None and unit.content_key is not None and outcome.cacheable and exact:
-                self._to_cache.append(keys.row(unit, outcome))
-            state = self._jobs[trial_id]
-            state.outcomes[fold] = outcome
-            if state.complete:
-                del self._jobs[trial_id]
-                done_jobs.append((state.job, [o for o in state.outcomes if o is not None]))
+            self._finish_unit(unit, outcome, done_jobs)
         self._flush_cache()
         return done_jobs
 

@@ -428,7 +428,7 @@ class DaskExecutor:
         planned = [self._plan(job) for job in jobs]
         reused = self._from_cache(planned) if self.unit_keys is not None else {}
         for job, params, job_token, keys in planned:
-            n_folds = self.n_splits if job.folds is None else min(job.folds, self.n_splits)
+            n_folds = self._n_folds(job)
             state = _JobState(job, [None] * n_folds)
             self._jobs[job.trial_id] = state
             prefix = self.prefix_params(params) if self.prefix_params else None
@@ -465,6 +465,10 @@ class DaskExecutor:
                 del self._jobs[job.trial_id]
                 self._ready.append((job, [o for o in state.outcomes if o is not None]))
 
+    def _n_folds(self, job: Job) -> int:
+        """How many folds ``job`` runs: its first ``job.folds`` (racing), or all of them."""
+        return self.n_splits if job.folds is None else min(job.folds, self.n_splits)
+
     def _plan(self, job: Job) -> tuple[Job, Mapping[str, Any], str, list[str]]:
         """A job with the params its units run with, its params token and its units' keys."""
         params = self.job_params(job) if self.job_params else job.params
@@ -486,8 +490,7 @@ class DaskExecutor:
             return {}
         wanted: dict[str, str] = {}  # content key -> unit key
         for job, _, job_token, unit_keys in planned:
-            n_folds = len(unit_keys) if job.folds is None else job.folds
-            for fold, key in enumerate(unit_keys[:n_folds]):
+            for fold, key in enumerate(unit_keys[: self._n_folds(job)]):
                 if key not in self._finished and key not in self._units:
                     wanted[keys.key(job_token, fold)] = key
         if not wanted:

@@ -120,8 +120,13 @@ class Racing:
         self.alpha = alpha
         self.metric = metric
         self._queue: deque[Job] = deque()  # next stages of running candidates
-        self._stage: dict[int, int] = {}  # trial -> folds asked
         self._jobs: dict[int, Job] = {}  # trial -> the inner strategy's job
+        # How many folds each stage but the last runs: min_folds, twice that, ... below n_splits.
+        self._stages: list[int] = []
+        k = self.min_folds
+        while k < n_splits:
+            self._stages.append(k)
+            k *= 2
         # folds k -> (mean of the first k folds, those scores, trial) of the best trial that ran
         # at least k folds: what a trial that has run k folds races against.
         self._leader: dict[int, tuple[float, tuple[float, ...], int]] = {}
@@ -147,7 +152,7 @@ class Racing:
             room = min(room, self.max_open - self._open)
         if room > 0:
             for job in self.inner.ask(room):
-                if job.trial_id in self._stage:  # already racing (told before, on a resume)
+                if job.trial_id in self._jobs:  # already racing (told before, on a resume)
                     continue
                 self._jobs[job.trial_id] = job
                 self._open += 1
@@ -155,7 +160,6 @@ class Racing:
         return jobs
 
     def _staged(self, job: Job, folds: int) -> Job:
-        self._stage[job.trial_id] = folds
         return dataclasses.replace(job, folds=min(folds, self.n_splits))
 
     def tell(self, result: Result) -> None:
@@ -166,7 +170,6 @@ class Racing:
             self._jobs[tid] = job
             self._open += 1
         ran = int(result.extra.get("folds_run", self.n_splits))
-        self._stage[tid] = max(self._stage.get(tid, 0), ran)
         scores = self._fold_scores(result)[:ran]
         if ran >= self.n_splits or result.failed:
             if not result.failed and math.isfinite(result.score):
@@ -186,20 +189,13 @@ class Racing:
         """Let a trial's fold scores lead every stage they cover where they are the best so far."""
         if not all(math.isfinite(v) for v in scores):
             return
-        for k in {*self._stages(), len(scores)}:
+        for k in self._stages:
             if k > len(scores):
-                continue
+                break
             mean = float(np.mean(scores[:k]))
             best = self._leader.get(k)
             if best is None or mean > best[0]:
                 self._leader[k] = (mean, scores[:k], tid)
-
-    def _stages(self) -> list[int]:
-        stages, k = [], self.min_folds
-        while k < self.n_splits:
-            stages.append(k)
-            k *= 2
-        return stages
 
     def _fold_scores(self, result: Result) -> tuple[float, ...]:
         tests = result.test_scores
