@@ -24,6 +24,8 @@ import weakref
 from collections.abc import Iterator
 from typing import Any
 
+from dask.base import tokenize
+
 __all__ = ["shared_bins"]
 
 # id(search context) -> its entries; an entry goes when its context is garbage collected.
@@ -71,8 +73,6 @@ def shared_bins(owner: Any, key: Any, estimator: Any, X_train: Any) -> Iterator[
         settings.pop("n_threads", None)
         if X.shape[0] <= settings.get("subsample", 0):
             settings.pop("random_state", None)  # every row is used: the seed changes nothing
-        from dask.base import tokenize
-
         entry = (key, tokenize(sorted(settings.items(), key=lambda kv: kv[0])))
         found = cache.get(entry)
         if found is not None:
