@@ -113,6 +113,11 @@ def extended_grid(grid: Any, more: Any) -> Any:
     return [*grids, *([more] if isinstance(more, Mapping) else list(more))]
 
 
+#: Pipelines share fitted leading steps among candidates only in spaces up to this size (see
+#: ``_prefix_sharing``).
+PREFIX_SCAN_LIMIT = 100_000
+
+
 class _DaskSearchMixin(_SklearnBaseSearchCV):
     """The fit loop shared by the search estimators; subclasses say which strategy to run."""
 
@@ -439,7 +444,8 @@ class _DaskSearchMixin(_SklearnBaseSearchCV):
 
     def _example_params(self, strategy: Any) -> Sequence[Mapping[str, Any]]:
         """Candidates showing every parameter name the search sets (checked before any work)."""
-        return strategy.candidates
+        examples = getattr(strategy, "examples", None)
+        return examples() if callable(examples) else strategy.candidates
 
     def _crossval_setup(self, data: FitInput, strategy: Any) -> Setup:
         """Every candidate fitted from scratch on every fold (grid, random and Bayesian searches)."""
@@ -632,7 +638,9 @@ class _DaskSearchMixin(_SklearnBaseSearchCV):
         """For a pipeline, which leading-step params each candidate has, and how many share each."""
         prefix = _pipeline_prefix(self.estimator) if not fit_params and candidates else None
         demand: Counter[str] = Counter()
-        if prefix is None or candidates is None:
+        # Counting the sharing reads every candidate once (about 20 us each): past PREFIX_SCAN_LIMIT
+        # candidates that would hold up the first task by seconds, so large grids fit whole pipelines.
+        if prefix is None or candidates is None or len(candidates) > PREFIX_SCAN_LIMIT:
             return None, demand
         unique = {params_token(c): c for c in candidates}.values()
         leading = [prefix(c) for c in unique]

@@ -1,7 +1,8 @@
 """Search spaces: dimensions, grids and random sampling.
 
-Grid enumeration and random sampling reuse scikit-learn's :class:`~sklearn.model_selection.ParameterGrid`
-and :class:`~sklearn.model_selection.ParameterSampler`, so for the same ``param_grid``/``param_distributions``
+Grids are enumerated in scikit-learn's :class:`~sklearn.model_selection.ParameterGrid` order, one candidate
+at a time from its index (:class:`LazyGrid`), and random sampling reuses scikit-learn's
+:class:`~sklearn.model_selection.ParameterSampler`, so for the same ``param_grid``/``param_distributions``
 and ``random_state`` daskhpo evaluates exactly the candidates scikit-learn would, in the same order.
 The dimension classes (:class:`Float`, :class:`Int`, :class:`Categorical`) plug into both: they have an
 ``rvs`` method like a frozen ``scipy.stats`` distribution and can be listed for grids.
@@ -11,12 +12,13 @@ from __future__ import annotations
 
 import math
 import numbers
+import operator
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
-from sklearn.model_selection import ParameterGrid, ParameterSampler
+from sklearn.model_selection import ParameterSampler
 
 from .exceptions import InvalidSearchError, InvalidSearchTypeError
 from .validation import check
@@ -25,6 +27,7 @@ __all__ = [
     "Float",
     "Int",
     "Categorical",
+    "LazyGrid",
     "grid_candidates",
     "random_candidates",
     "normalize_grid",
@@ -324,10 +327,80 @@ def _example_args(family: Any) -> str:
     return "loc=0, scale=1"
 
 
-def grid_candidates(param_grid: Any) -> list[dict[str, Any]]:
-    """All candidates of a grid, in scikit-learn's :class:`ParameterGrid` order."""
-    grids = normalize_grid(param_grid)
-    return [dict(p) for p in ParameterGrid(grids)]
+class LazyGrid(Sequence[dict[str, Any]]):
+    """The candidates of a grid, in scikit-learn's :class:`ParameterGrid` order, made on demand.
+
+    ``grid[i]`` is ``list(ParameterGrid(param_grid))[i]`` (same values, same key order) computed from
+    ``i`` alone, so a grid of a million candidates costs nothing until its candidates are asked for,
+    and nothing after: no candidate is kept.
+    """
+
+    def __init__(self, param_grid: Any) -> None:
+        # Per sub-grid: its names in scikit-learn's (sorted) order, their value lists, its size.
+        self._grids: list[tuple[tuple[str, ...], tuple[list[Any], ...], int]] = []
+        for grid in normalize_grid(param_grid):
+            names = tuple(sorted(grid))
+            values = tuple(list(grid[k]) for k in names)
+            self._grids.append((names, values, math.prod(len(v) for v in values)))
+        self._len = sum(size for *_, size in self._grids)
+
+    def __len__(self) -> int:
+        return self._len
+
+    @overload
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[dict[str, Any]]: ...
+
+    def __getitem__(self, index: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self._len))]
+        i = operator.index(index)
+        if i < 0:
+            i += self._len
+        if not 0 <= i < self._len:
+            raise IndexError(f"candidate {index} of a grid of {self._len}")
+        for names, values, size in self._grids:
+            if i >= size:
+                i -= size
+                continue
+            # The last name varies fastest, as in itertools.product.
+            picked: list[Any] = [None] * len(names)
+            for k in range(len(names) - 1, -1, -1):
+                i, offset = divmod(i, len(values[k]))
+                picked[k] = values[k][offset]
+            return dict(zip(names, picked, strict=True))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def __eq__(self, other: object) -> bool:
+        """Equal to any sequence of the same candidates in the same order (a list of them, say)."""
+        if isinstance(other, LazyGrid):
+            return self._grids == other._grids
+        if not isinstance(other, Sequence) or isinstance(other, (str, bytes)):
+            return NotImplemented
+        return len(other) == self._len and all(a == b for a, b in zip(self, other, strict=True))
+
+    __hash__ = None  # type: ignore[assignment]  # equal to lists, which do not hash
+
+    def examples(self) -> list[dict[str, Any]]:
+        """The first candidate of each sub-grid: every set of names the grid sets, once."""
+        out, start = [], 0
+        for *_, size in self._grids:
+            if size:
+                out.append(self[start])
+            start += size
+        return out
+
+    def signature(self) -> list[Any]:
+        """The grid itself (names in order, their values): equal for grids of equal candidates in
+        equal order, without listing them."""
+        return ["grid", [list(zip(names, values, strict=True)) for names, values, _ in self._grids]]
+
+
+def grid_candidates(param_grid: Any) -> LazyGrid:
+    """All candidates of a grid, in scikit-learn's :class:`ParameterGrid` order (made on demand)."""
+    return LazyGrid(param_grid)
 
 
 def random_candidates(

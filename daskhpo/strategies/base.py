@@ -7,7 +7,7 @@ with ``isinstance(strategy, Releasing)`` (and so on), never by probing attribute
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -144,9 +144,10 @@ class SlotAware(Protocol):
 
 @runtime_checkable
 class Enumerated(Protocol):
-    """A strategy whose every candidate is known up front (grid and random search)."""
+    """A strategy whose every candidate is known up front (grid and random search), as a sequence
+    (a grid's is made on demand: index it, do not copy it)."""
 
-    candidates: list[dict[str, Any]]
+    candidates: Sequence[Mapping[str, Any]]
 
 
 @runtime_checkable

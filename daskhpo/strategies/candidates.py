@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..space import grid_candidates, random_candidates
+from ..space import LazyGrid, grid_candidates, random_candidates
 from .base import Job, Result, params_signature
 
 __all__ = ["CandidateList", "GridStrategy", "RandomStrategy"]
@@ -17,14 +17,18 @@ class CandidateList:
     There is no barrier and no feedback: ``tell`` only counts. Replaying stored results with ``tell``
     before the first ``ask`` skips the candidates already finished (used to resume a search).
     Trial ``i`` is ``candidates[i]`` (the strategy is :class:`~daskhpo.strategies.base.Enumerated`).
+    ``candidates`` may be any sequence; a :class:`~daskhpo.space.LazyGrid` is read one candidate at a
+    time as the search asks, and nothing per candidate is kept but one byte (told or not).
     """
 
     def __init__(self, candidates: Sequence[Mapping[str, Any]], *, first_id: int = 0) -> None:
-        self.candidates = [dict(c) for c in candidates]
+        self.candidates: Sequence[Mapping[str, Any]] = (
+            candidates if isinstance(candidates, LazyGrid) else [dict(c) for c in candidates]
+        )
         self.first_id = first_id  # trial ids are first_id, first_id + 1, ...
         self._next = 0
-        self._told: set[int] = set()
-        self._asked: set[int] = set()
+        self._told = bytearray(len(self.candidates))
+        self._n_told = 0
 
     @property
     def n_planned(self) -> int:
@@ -35,31 +39,41 @@ class CandidateList:
         while len(jobs) < n and self._next < len(self.candidates):
             i = self._next
             self._next += 1
-            if i in self._told:
+            if self._told[i]:
                 continue
-            self._asked.add(i)
-            jobs.append(Job(trial_id=self.first_id + i, params=self.candidates[i]))
+            jobs.append(Job(trial_id=self.first_id + i, params=dict(self.candidates[i])))
         return jobs
 
     def tell(self, result: Result) -> None:
         tid = result.job.trial_id - self.first_id
         if not 0 <= tid < len(self.candidates):
             raise ValueError(f"result for unknown trial {result.job.trial_id}")
-        self._told.add(tid)
+        if not self._told[tid]:
+            self._told[tid] = 1
+            self._n_told += 1
 
     @property
     def done(self) -> bool:
-        return len(self._told) == len(self.candidates)
+        return self._n_told == len(self.candidates)
 
     def restore(self, trial_id: int, params: Mapping[str, Any]) -> dict[str, Any] | None:
         """Candidate ``trial_id`` itself (the stored JSON ``params`` are not needed), or ``None``."""
         i = trial_id - self.first_id
         if 0 <= i < len(self.candidates):
-            return self.candidates[i]
+            return dict(self.candidates[i])
         return None
 
+    def examples(self) -> Sequence[Mapping[str, Any]]:
+        """Candidates showing every set of parameter names the list sets."""
+        if isinstance(self.candidates, LazyGrid):
+            return self.candidates.examples()
+        return self.candidates
+
     def signature(self) -> list[Any]:
-        """Every candidate as ``(name, value)`` pairs in name order, in trial order."""
+        """Every candidate as ``(name, value)`` pairs in name order, in trial order (a grid: the grid
+        itself, which fixes its candidates and their order)."""
+        if isinstance(self.candidates, LazyGrid):
+            return ["candidates", self.candidates.signature()]
         return ["candidates", [params_signature(c) for c in self.candidates]]
 
 

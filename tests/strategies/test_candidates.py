@@ -21,7 +21,7 @@ def _result(job, score=0.5, status=Status.COMPLETE):
 def test_grid_order_matches_parameter_grid():
     grid = [{"a": [1, 2], "b": ["x", "y"]}, {"c": [None, 3]}]
     strategy = GridStrategy(grid)
-    assert strategy.candidates == list(ParameterGrid(grid))
+    assert list(strategy.candidates) == list(ParameterGrid(grid))
     assert strategy.n_planned == 6
 
 
