@@ -25,13 +25,14 @@ from __future__ import annotations
 import math
 import warnings
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
 from .exceptions import FitFailedError
+from .resultlog import ResultView, latest_view
 from .strategies.base import Result
 
 __all__ = [
@@ -60,8 +61,10 @@ def as_number(value: Any) -> Any:
     return int(f) if f.is_integer() else f
 
 
-def latest_evaluations(results: Iterable[Result]) -> list[Result]:
+def latest_evaluations(results: Iterable[Result]) -> Sequence[Result]:
     """The last result told for each (trial, rung), in row order (bracket, rung, trial id)."""
+    if isinstance(results, ResultView):
+        return latest_view(results)
     latest: dict[tuple[int, int], Result] = {}
     for r in results:
         latest[(r.trial_id, r.job.rung)] = r
@@ -217,20 +220,35 @@ def metric_names(results: Sequence[Result]) -> list[str]:
     return next((list(r.test_scores) for r in results if r.test_scores), ["score"])
 
 
-def fold_entries(
-    results: Sequence[Result],
-    n_splits: int,
-    *,
-    error_score: Any,
-    multimetric: bool,
-    return_train_score: bool,
-) -> list[dict[str, Any]]:
+class FoldEntries(Sequence[dict[str, Any]]):
     """One entry per (result, fold), as scikit-learn's ``_format_results`` takes them: times and
-    scores, with ``error_score`` for failed or missing folds (``nan`` when it is ``"raise"``)."""
-    names = metric_names(results)
-    fill = math.nan if isinstance(error_score, str) else error_score
+    scores, with ``error_score`` for failed or missing folds (``nan`` when it is ``"raise"``).
 
-    def fold_scores(scores: Mapping[str, Sequence[Any]] | None, k: int, failed: bool) -> Any:
+    Each entry is made when read, so the entries of a large search never exist all at once
+    (scikit-learn reads them key by key: one pass each for the times and the scores).
+    """
+
+    def __init__(
+        self,
+        results: Sequence[Result],
+        n_splits: int,
+        *,
+        error_score: Any,
+        multimetric: bool,
+        return_train_score: bool,
+    ) -> None:
+        self.results = results
+        self.n_splits = n_splits
+        self.names = metric_names(results)
+        self.fill = math.nan if isinstance(error_score, str) else error_score
+        self.multimetric = multimetric
+        self.return_train_score = return_train_score
+
+    def __len__(self) -> int:
+        return len(self.results) * self.n_splits
+
+    def _scores(self, scores: Mapping[str, Sequence[Any]] | None, k: int, failed: bool) -> Any:
+        fill = self.fill
         values = {
             n: fill
             if failed
@@ -239,26 +257,58 @@ def fold_entries(
             or k >= len(scores[n])
             or scores[n][k] is None
             else scores[n][k]
-            for n in names
+            for n in self.names
         }
-        return values if multimetric else values[names[0]]
+        return values if self.multimetric else values[self.names[0]]
 
-    out = []
-    for r in results:
-        for k in range(n_splits):
+    def _entries(self, r: Result) -> Iterator[dict[str, Any]]:
+        for k in range(self.n_splits):
             failed = r.errors[k] is not None if k < len(r.errors) else True
             entry: dict[str, Any] = {
                 "fit_time": r.fit_times[k] if k < len(r.fit_times) else 0.0,
                 "score_time": r.score_times[k] if k < len(r.score_times) else 0.0,
-                "test_scores": fold_scores(r.test_scores, k, failed),
+                "test_scores": self._scores(r.test_scores, k, failed),
             }
-            if return_train_score:
-                entry["train_scores"] = fold_scores(r.train_scores, k, failed)
-            out.append(entry)
-    return out
+            if self.return_train_score:
+                entry["train_scores"] = self._scores(r.train_scores, k, failed)
+            yield entry
+
+    @overload
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[dict[str, Any]]: ...
+
+    def __getitem__(self, index: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        row, k = divmod(range(len(self))[index], self.n_splits)
+        return list(self._entries(self.results[row]))[k]
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for r in self.results:
+            yield from self._entries(r)
 
 
-FormatResults = Callable[[list[dict[str, Any]], int, list[dict[str, Any]]], dict[str, Any]]
+def fold_entries(
+    results: Sequence[Result],
+    n_splits: int,
+    *,
+    error_score: Any,
+    multimetric: bool,
+    return_train_score: bool,
+) -> FoldEntries:
+    """The entries of ``results`` for scikit-learn's ``_format_results`` (see :class:`FoldEntries`)."""
+    return FoldEntries(
+        results,
+        n_splits,
+        error_score=error_score,
+        multimetric=multimetric,
+        return_train_score=return_train_score,
+    )
+
+
+FormatResults = Callable[[list[dict[str, Any]], int, Sequence[dict[str, Any]]], dict[str, Any]]
 
 
 def build_cv_results(
@@ -285,11 +335,11 @@ def build_cv_results(
         multimetric=multimetric,
         return_train_score=return_train_score,
     )
-    candidates = []
+    candidates: list[Any] = []
     for r in results:
-        params = dict(r.job.params)
+        params = r.job.params  # the candidate's own dict, shared with the store: no copy per row
         if budget_param not in _BUILTIN_RESOURCES and r.job.budget is not None:
-            params[str(budget_param)] = as_number(r.job.budget)
+            params = {**params, str(budget_param): as_number(r.job.budget)}
         candidates.append(params)
     if format_results is None:
         from sklearn.model_selection._search import BaseSearchCV

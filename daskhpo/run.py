@@ -40,6 +40,7 @@ from .execution.executor import UnitKeys, prime_cache, unit_context_of
 from .execution.tasks import UnitOutcome
 from .execution.work import ClusterFitWork, CrossValWork, StreamWork
 from .progress import ProgressBar
+from .resultlog import ResultLog
 from .results import (
     as_number,
     best_position,
@@ -400,7 +401,7 @@ class SearchRun:
         n_slots: int,
         refit_metric: Any,
         client: Any,
-    ) -> list[Result]:
+    ) -> Sequence[Result]:
         """Run the tuner until the strategy is done; every result is stored before it is told."""
         s, strategy = self.search, setup.strategy
         if s.verbose > 0 and setup.header:
@@ -409,7 +410,7 @@ class SearchRun:
         bar = ProgressBar(
             strategy.n_planned, enabled=s.verbose > 0, desc=type(s).__name__, rule=setup.best_rule
         )
-        results = list(replayed)
+        results = ResultLog(replayed)  # in columns: a Result object per trial costs ~1 KB
         history = [_history_row(r, 0.0, None) for r in replayed] if setup.history else []
         for result in replayed:
             bar.update(result)
@@ -497,8 +498,8 @@ class SearchRun:
         if setup.history:
             s.history_ = history
         if isinstance(strategy, Describing):
-            s.metadata_ = s._metadata(setup, results, executor.stats(), executor.n_splits)
-        return latest_evaluations(results)
+            s.metadata_ = s._metadata(setup, results.view(), executor.stats(), executor.n_splits)
+        return latest_evaluations(results.view())
 
     started = False  # the store's search was started (a pushed search starts it once)
     closes_search = True  # the loop ends the callbacks' "search" task (not so for a pushed search)
@@ -506,7 +507,7 @@ class SearchRun:
     def _finish(
         self,
         setup: Setup,
-        rows: list[Result],
+        rows: Sequence[Result],
         executor: Executor,
         scorers: Any,
         refit_metric: Any,
@@ -567,7 +568,7 @@ class SearchRun:
         s._fitted(setup)
 
     def _best_index(
-        self, setup: Setup, rows: list[Result], cv_results: dict[str, Any], refit_metric: Any
+        self, setup: Setup, rows: Sequence[Result], cv_results: dict[str, Any], refit_metric: Any
     ) -> int:
         s = self.search
         if callable(s.refit) or (setup.best_rule == "all" and setup.budget_param is None):

@@ -25,12 +25,13 @@ import sqlite3
 import threading
 import time
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from .exceptions import DaskHPOError, InvalidSearchError, InvalidSearchTypeError
+from .resultlog import ResultLog
 from .reuse import stale
 from .strategies.base import Job, Result, Status
 
@@ -88,7 +89,7 @@ class Store(Protocol):
 
     def append(self, result: Result) -> None: ...
 
-    def results(self) -> list[Result]: ...
+    def results(self) -> Sequence[Result]: ...
 
     def records(self) -> list[dict[str, Any]]: ...
 
@@ -246,7 +247,7 @@ class MemoryStore:
         self.name = name
         self.keeps_units = keep_units
         self.units = MemoryUnits()
-        self._results: list[Result] = []
+        self._results = ResultLog()
         self._lock = threading.Lock()
         now = time.time()
         self._row: dict[str, Any] = {
@@ -260,12 +261,14 @@ class MemoryStore:
     def __getstate__(self) -> dict[str, Any]:
         with self._lock:
             state = self.__dict__.copy()
-            state["_results"] = list(self._results)
+            state["_results"] = ResultLog(self._results.view())
             state["_row"] = dict(self._row)
         del state["_lock"]  # a lock does not pickle
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        if isinstance(state.get("_results"), list):  # pickled before results were kept in columns
+            state["_results"] = ResultLog(state["_results"])
         self.__dict__.update(state)
         self._lock = threading.Lock()
 
@@ -305,9 +308,10 @@ class MemoryStore:
             self._results.append(result)
             self._touch()
 
-    def results(self) -> list[Result]:
+    def results(self) -> Sequence[Result]:
+        """The results appended so far, in order (a view: each is made as it is read)."""
         with self._lock:
-            return list(self._results)
+            return self._results.view()
 
     def records(self) -> list[dict[str, Any]]:
         """The results as JSON dicts (:func:`result_to_json`), in the order they were appended."""
@@ -325,7 +329,7 @@ class MemoryStore:
     def reset(self) -> None:
         """Forget this search's trials and status (its unit cache stays): a rerun under its name."""
         with self._lock:
-            self._results = []
+            self._results = ResultLog()
             self._row.update(spec={}, fingerprint=None, status="new")
             self._touch()
 
