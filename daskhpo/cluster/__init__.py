@@ -11,6 +11,8 @@ None / ``"local"``                        the embedded :class:`distributed.Local
 ``"kubernetes://namespace/name"``         the Dask operator's ``KubeCluster`` (``daskhpo[kubernetes]``)
 ``"gateway://host:port"``                 a dask-gateway cluster (``daskhpo[gateway]``)
 ``"yarn://queue"``                        a skein application running ``dask scheduler``/``worker``
+``"slurm://partition"``                   Dask workers as Slurm batch jobs, dask-jobqueue (``daskhpo[hpc]``)
+``"pbs://queue"``                         Dask workers as PBS batch jobs, dask-jobqueue (``daskhpo[hpc]``)
 ========================================  =========================================================
 
 Options may also be given in the target's query string, ``"ssh://root@h1,h2?port=2222"`` (values are
@@ -29,7 +31,7 @@ Modules: :mod:`~daskhpo.cluster.targets` (:func:`parse_target`, the scheme regis
 :data:`~daskhpo.cluster.targets.CONNECTORS`, :func:`connect`, :func:`get_client`), one connector per
 kind of cluster (:mod:`~daskhpo.cluster.local`, :mod:`~daskhpo.cluster.address`,
 :mod:`~daskhpo.cluster.ssh`, :mod:`~daskhpo.cluster.gateway`, :mod:`~daskhpo.cluster.kubernetes`,
-:mod:`~daskhpo.cluster.yarn`) and what they share (:mod:`~daskhpo.cluster.options`). Nothing here
+:mod:`~daskhpo.cluster.yarn`, :mod:`~daskhpo.cluster.jobqueue`) and what they share (:mod:`~daskhpo.cluster.options`). Nothing here
 imports the rest of daskhpo but :mod:`daskhpo.exceptions`.
 """
 

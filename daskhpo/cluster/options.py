@@ -1,5 +1,6 @@
 """What every connector of :mod:`daskhpo.cluster` shares: option checks, the bounded start, clients.
 
+- :func:`query_options`: the options of a target's query string (``?port=2222&...``).
 - Option checks: :func:`check_options` (unknown names, with a "did you mean"), :func:`positive_int`,
   :func:`non_negative_int`, :func:`timeout_option`, :func:`security_option` and :func:`require_extra`
   (the optional package a scheme needs). Their messages name the target, the option, the bad value
@@ -23,12 +24,14 @@ import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
+from urllib.parse import parse_qsl
 
 from distributed import Client
 
 from ..exceptions import ClusterError, InvalidSearchError, InvalidSearchTypeError
 
 __all__ = [
+    "query_options",
     "check_options",
     "positive_int",
     "non_negative_int",
@@ -53,10 +56,40 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "gateway": ("dask_gateway", "pip install 'daskhpo[gateway]'"),
     "kubernetes": ("dask_kubernetes", "pip install 'daskhpo[kubernetes]'"),
     "yarn": ("skein", "pip install 'daskhpo[yarn]'"),
+    "slurm": ("dask_jobqueue", "pip install 'daskhpo[hpc]'"),
+    "pbs": ("dask_jobqueue", "pip install 'daskhpo[hpc]'"),
 }
 
 
 # -- option checks --------------------------------------------------------------------------------------
+
+
+def query_options(target: str, query: str) -> dict[str, Any]:
+    """The options of a target's query string (what follows ``?``), values read as YAML scalars.
+
+    Raises
+    ------
+    InvalidSearchError
+        For a malformed query string.
+    """
+    options: dict[str, Any] = {}
+    if not query:
+        return options
+    import yaml
+
+    try:
+        pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=True)
+    except ValueError as exc:
+        raise InvalidSearchError(
+            f"cluster={target!r}: the options after '?' are not a query string ({exc}); write "
+            "them as key=value pairs joined by '&', e.g. '?port=2222&workers_per_host=2'."
+        ) from exc
+    for key, value in pairs:
+        try:
+            options[key] = yaml.safe_load(value) if value else None
+        except yaml.YAMLError:
+            options[key] = value
+    return options
 
 
 def check_options(target: str, options: Mapping[str, Any], allowed: Iterable[str]) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import parse_qsl
 
 from distributed import Client
 from distributed.deploy import Cluster
@@ -19,9 +18,10 @@ from distributed.deploy import Cluster
 from ..exceptions import ClusterError, InvalidSearchError, InvalidSearchTypeError
 from .address import ADDRESS_SCHEMES, connect_address
 from .gateway import connect_gateway
+from .jobqueue import connect_jobqueue
 from .kubernetes import connect_kubernetes
 from .local import connect_local, local_client
-from .options import announce
+from .options import announce, query_options
 from .ssh import connect_ssh
 from .yarn import connect_yarn
 
@@ -50,6 +50,8 @@ _TARGETS: dict[str, tuple[Connector, str]] = {
     "gateway": (connect_gateway, "gateway://gateway-host:8000"),
     "gateway+https": (connect_gateway, "gateway+https://gateway-host"),
     "yarn": (connect_yarn, "yarn://queue"),
+    "slurm": (connect_jobqueue, "slurm://partition?cores=4&memory=16GB"),
+    "pbs": (connect_jobqueue, "pbs://queue?cores=4&memory=16GB"),
 }
 
 #: The connector of each target scheme; :func:`connect` dispatches through it.
@@ -162,23 +164,7 @@ def parse_target(target: str | None) -> tuple[str, str, dict[str, Any]]:
             f"{', '.join(repr(v) for v in SCHEMES.values())}."
         )
     rest, _, query = rest.partition("?")
-    options: dict[str, Any] = {}
-    if query:
-        import yaml
-
-        try:
-            pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=True)
-        except ValueError as exc:
-            raise InvalidSearchError(
-                f"cluster={target!r}: the options after '?' are not a query string ({exc}); write "
-                "them as key=value pairs joined by '&', e.g. '?port=2222&workers_per_host=2'."
-            ) from exc
-        for key, value in pairs:
-            try:
-                options[key] = yaml.safe_load(value) if value else None
-            except yaml.YAMLError:
-                options[key] = value
-    return scheme, rest, options
+    return scheme, rest, query_options(target, query)
 
 
 def connect(target: str | None = None, **options: Any) -> Client:
@@ -221,10 +207,20 @@ def connect(target: str | None = None, **options: Any) -> Client:
           archive), ``python``, ``n_workers``, ``worker_vcores``, ``worker_memory``, ``threads``,
           ``scheduler_vcores``, ``scheduler_memory``, ``name``, ``application_id`` (connect to a
           running daskhpo application), ``security``.
+        - ``"slurm://partition"``, ``"pbs://queue"``: dask-jobqueue's ``SLURMCluster`` /
+          ``PBSCluster`` (see :mod:`daskhpo.cluster.jobqueue`): the scheduler runs here, each batch job
+          runs ``processes`` workers. ``cores`` and ``memory`` per job (required unless dask-jobqueue's
+          config has them), ``processes`` (default ``cores``: single-threaded workers), ``jobs``
+          (default 1), ``walltime`` (``"HH:MM:SS"``), ``account``, ``queue`` (or in the target),
+          ``job_extra_directives``, ``job_script_prologue``, ``interface``, ``python`` (default: this
+          interpreter's path), ``log_directory``, ``local_directory``, ``dashboard_address``,
+          ``scheduler_options``, ``resource_spec`` (pbs), ``cluster_options`` (other keywords of
+          the dask-jobqueue class). Waits until every job's workers joined; jobs still queued at
+          ``timeout`` are reported with the batch system's reason and cancelled.
     **options
         As listed per target. Common to all: ``timeout`` (seconds until the cluster must answer;
         default 30 for an address, 60 for a new local cluster, 120 for ssh and gateway, 300 for
-        kubernetes and yarn). ``security``: a :class:`distributed.Security`, or True for self-signed certificates
+        kubernetes, yarn, slurm and pbs). ``security``: a :class:`distributed.Security`, or True for self-signed certificates
         made here (:meth:`distributed.Security.temporary`), for every target that starts its own
         scheduler (local, ssh, yarn); dask-gateway always uses TLS with its own certificates.
 
