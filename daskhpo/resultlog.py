@@ -133,6 +133,32 @@ class ResultLog:
             errors=(None,) * n_folds,
         )
 
+    def parts(
+        self, i: int
+    ) -> tuple[
+        Sequence[float],
+        Sequence[float],
+        Mapping[str, Sequence[float]],
+        Mapping[str, Sequence[float]] | None,
+        Sequence[str | None],
+    ]:
+        """Row ``i``'s fit times, score times, test and train scores and errors, without making a
+        Result (what :class:`daskhpo.results.FoldEntries` reads, once per key and row)."""
+        odd = self._odd.get(i)
+        if odd is not None:
+            return odd.fit_times, odd.score_times, odd.test_scores, odd.train_scores, odd.errors
+        assert self._layout is not None
+        names, n_folds, has_train = self._layout
+        a = self._start(i)
+        b = a + n_folds
+        return (
+            self._fit[a:b],
+            self._score_time[a:b],
+            {n: self._test[n][a:b] for n in names},
+            {n: self._train[n][a:b] for n in names} if has_train else None,
+            (None,) * n_folds,
+        )
+
     def view(self, order: Sequence[int] | None = None) -> ResultView:
         """The rows appended so far (in ``order``, positions into the log, if given)."""
         return ResultView(self, len(self) if order is None else order)
@@ -182,6 +208,22 @@ class ResultView(Sequence[Result]):
     def positions(self) -> Sequence[int]:
         """The log rows this view shows, in its order."""
         return self._rows
+
+    def kept_whole(self) -> list[Result]:
+        """The rows that did not fit the columns (failures, budgets, partial folds, extras), in
+        order: every row that can differ from a plain, complete one."""
+        odd = self.log._odd
+        if not odd:
+            return []
+        return [odd[i] for i in map(int, self._rows) if i in odd]
+
+    def params(self) -> list[Any]:
+        """Each row's params (the candidate's own dict), in order."""
+        log = self.log
+        return [
+            log._odd[i].job.params if i in log._odd else log._params[i]
+            for i in map(int, self._rows)
+        ]
 
 
 def latest_view(view: ResultView) -> ResultView:

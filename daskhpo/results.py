@@ -196,7 +196,9 @@ def check_failures(
     """Raise :class:`FitFailedError` when every fit failed (or none ran); warn when some did."""
     from sklearn.exceptions import FitFailedWarning
 
-    errors = [e for r in results for e in r.errors if e is not None]
+    # Of a view on a result log, only the rows kept whole can hold errors.
+    some = results.kept_whole() if isinstance(results, ResultView) else results
+    errors = [e for r in some for e in r.errors if e is not None]
     n_fits = len(results) * n_splits
     if not results or (errors and len(errors) == n_fits):
         raise FitFailedError(
@@ -261,16 +263,23 @@ class FoldEntries(Sequence[dict[str, Any]]):
         }
         return values if self.multimetric else values[self.names[0]]
 
-    def _entries(self, r: Result) -> Iterator[dict[str, Any]]:
+    def _entries(
+        self,
+        fit_times: Sequence[float],
+        score_times: Sequence[float],
+        test_scores: Mapping[str, Sequence[Any]] | None,
+        train_scores: Mapping[str, Sequence[Any]] | None,
+        errors: Sequence[str | None],
+    ) -> Iterator[dict[str, Any]]:
         for k in range(self.n_splits):
-            failed = r.errors[k] is not None if k < len(r.errors) else True
+            failed = errors[k] is not None if k < len(errors) else True
             entry: dict[str, Any] = {
-                "fit_time": r.fit_times[k] if k < len(r.fit_times) else 0.0,
-                "score_time": r.score_times[k] if k < len(r.score_times) else 0.0,
-                "test_scores": self._scores(r.test_scores, k, failed),
+                "fit_time": fit_times[k] if k < len(fit_times) else 0.0,
+                "score_time": score_times[k] if k < len(score_times) else 0.0,
+                "test_scores": self._scores(test_scores, k, failed),
             }
             if self.return_train_score:
-                entry["train_scores"] = self._scores(r.train_scores, k, failed)
+                entry["train_scores"] = self._scores(train_scores, k, failed)
             yield entry
 
     @overload
@@ -283,11 +292,20 @@ class FoldEntries(Sequence[dict[str, Any]]):
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(len(self)))]
         row, k = divmod(range(len(self))[index], self.n_splits)
-        return list(self._entries(self.results[row]))[k]
+        r = self.results[row]
+        entries = self._entries(r.fit_times, r.score_times, r.test_scores, r.train_scores, r.errors)
+        return list(entries)[k]
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
+        if isinstance(self.results, ResultView):  # read the log's columns, no Result per row
+            log = self.results.log
+            for i in self.results.positions():
+                yield from self._entries(*log.parts(int(i)))
+            return
         for r in self.results:
-            yield from self._entries(r)
+            yield from self._entries(
+                r.fit_times, r.score_times, r.test_scores, r.train_scores, r.errors
+            )
 
 
 def fold_entries(
@@ -335,12 +353,18 @@ def build_cv_results(
         multimetric=multimetric,
         return_train_score=return_train_score,
     )
-    candidates: list[Any] = []
-    for r in results:
-        params = r.job.params  # the candidate's own dict, shared with the store: no copy per row
-        if budget_param not in _BUILTIN_RESOURCES and r.job.budget is not None:
-            params = {**params, str(budget_param): as_number(r.job.budget)}
-        candidates.append(params)
+    # Every row that can have a budget, partial folds or extras (a view: only the rows kept whole).
+    special = results.kept_whole() if isinstance(results, ResultView) else results
+    candidates: list[Any]
+    if isinstance(results, ResultView) and not special:
+        candidates = results.params()  # the candidates' own dicts, shared with the store
+    else:
+        candidates = []
+        for r in results:
+            params = r.job.params  # the candidate's own dict, shared with the store: no copy
+            if budget_param not in _BUILTIN_RESOURCES and r.job.budget is not None:
+                params = {**params, str(budget_param): as_number(r.job.budget)}
+            candidates.append(params)
     if format_results is None:
         from sklearn.model_selection._search import BaseSearchCV
 
@@ -353,16 +377,16 @@ def build_cv_results(
                 return dict(BaseSearchCV._format_results(shim, c, n, o))
 
     with warnings.catch_warnings():
-        if any("folds_run" in r.extra for r in results):
+        if any("folds_run" in r.extra for r in special):
             # Raced-out candidates have folds that never ran: their nan means are the point.
             warnings.filterwarnings("ignore", message=".*test scores are non-finite")
             warnings.filterwarnings("ignore", message=".*train scores are non-finite")
         cv_results = format_results(candidates, n_splits, out)
-    if any("folds_run" in r.extra for r in results):
+    if any("folds_run" in r.extra for r in special):
         cv_results["n_folds_run"] = np.array(
             [int(r.extra.get("folds_run", n_splits)) for r in results]
         )
-    if any(r.job.budget is not None for r in results):
+    if any(r.job.budget is not None for r in special):
         cv_results["trial_id"] = np.array([r.trial_id for r in results])
         cv_results["bracket"] = np.array([r.job.bracket for r in results])
         cv_results["rung"] = np.array([r.job.rung for r in results])

@@ -280,12 +280,20 @@ def normalize_distributions(
     return dists
 
 
+#: Lists longer than this are described by their first and last values and their length.
+DESCRIBED_VALUES = 50
+
+
 def describe_space(space: Any) -> str:
     """A search space as text a person reads: lists of plain values (NumPy scalars as numbers),
     frozen scipy.stats distributions as ``name(args)``, daskhpo dimensions as themselves."""
     if isinstance(space, Mapping):
         return "{" + ", ".join(f"{k!r}: {describe_space(v)}" for k, v in space.items()) + "}"
     if isinstance(space, (list, tuple)):
+        if len(space) > DESCRIBED_VALUES:  # a grid of a million values: its ends and its length
+            head = ", ".join(describe_space(v) for v in space[:3])
+            tail = ", ".join(describe_space(v) for v in space[-2:])
+            return f"[{head}, ... {len(space) - 5} more ..., {tail}]"
         inner = ", ".join(describe_space(v) for v in space)
         return (
             f"[{inner}]"
@@ -395,7 +403,26 @@ class LazyGrid(Sequence[dict[str, Any]]):
     def signature(self) -> list[Any]:
         """The grid itself (names in order, their values): equal for grids of equal candidates in
         equal order, without listing them."""
-        return ["grid", [list(zip(names, values, strict=True)) for names, values, _ in self._grids]]
+        return [
+            "grid",
+            [
+                [(name, _hashable_values(v)) for name, v in zip(names, values, strict=True)]
+                for names, values, _ in self._grids
+            ],
+        ]
+
+
+def _hashable_values(values: list[Any]) -> Any:
+    """A grid's values as ``tokenize`` hashes them fast: a long list of plain ints or floats as one
+    NumPy array (hashing a million values one by one takes half a second), anything else as is."""
+    if len(values) > 1000:
+        for kind, dtype in ((int, np.int64), (float, np.float64)):
+            if all(type(v) is kind for v in values):
+                try:
+                    return (dtype.__name__, np.array(values, dtype=dtype))
+                except OverflowError:  # ints beyond 64 bits
+                    return values
+    return values
 
 
 def grid_candidates(param_grid: Any) -> LazyGrid:

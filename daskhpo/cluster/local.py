@@ -86,7 +86,10 @@ def make_local_cluster(
     saved = os.environ.pop(_TRIM, None) if inherited else None
     try:
         with dask.config.set(WORKER_ENV_OVERRIDES):
-            return LocalCluster(**options)
+            cluster = LocalCluster(**options)
+        # Its workers already have what daskhpo's worker plugin would set (daskhpo.cluster.tuning).
+        cluster.daskhpo_untrimmed = True  # type: ignore[attr-defined]
+        return cluster
     finally:
         if saved is not None:
             os.environ[_TRIM] = saved

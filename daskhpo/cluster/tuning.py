@@ -92,6 +92,8 @@ def tune_workers(client: Any) -> bool:
 
     if not dask.config.get("daskhpo.tune-workers", True):
         return False
+    if getattr(getattr(client, "cluster", None), "daskhpo_untrimmed", False):
+        return False  # the embedded cluster: nothing to set, and a round trip to every worker saved
     with _lock:
         if client in _registered:
             return False

@@ -50,6 +50,11 @@ def params_token(params: Mapping[str, Any]) -> str:
     return tokenize(sorted(params.items(), key=lambda kv: kv[0]))
 
 
+#: How many finished units a run keeps for equal units asked again (see ``DaskExecutor._remember``);
+#: about 300 bytes each.
+FINISHED_KEPT = 50_000
+
+
 @dataclass
 class _Unit:
     key: str
@@ -435,7 +440,8 @@ class DaskExecutor:
             ptoken = params_token(prefix) if prefix is not None else None
             for fold, key in enumerate(keys[:n_folds]):
                 if key in reused:
-                    state.outcomes[fold] = self._finished[key] = reused.pop(key)
+                    state.outcomes[fold] = outcome = reused.pop(key)
+                    self._remember(key, outcome)
                     self.n_units_reused += 1
                     if ptoken is not None and self.prefix_demand:
                         self._prefix_not_needed(
@@ -464,6 +470,16 @@ class DaskExecutor:
             if state.complete:
                 del self._jobs[job.trial_id]
                 self._ready.append((job, [o for o in state.outcomes if o is not None]))
+
+    def _remember(self, key: str, outcome: UnitOutcome) -> None:
+        """Keep a finished unit for equal units asked later (a racing stage's first folds, a
+        duplicate candidate), the latest ``FINISHED_KEPT`` of them: a million-unit grid must not
+        hold every outcome on the driver. A unit forgotten is computed again (or read from the
+        store's cache), never wrong."""
+        finished = self._finished
+        finished[key] = outcome
+        if len(finished) > FINISHED_KEPT:
+            del finished[next(iter(finished))]  # the oldest (dicts keep insertion order)
 
     def _n_folds(self, job: Job) -> int:
         """How many folds ``job`` runs: its first ``job.folds`` (racing), or all of them."""
@@ -856,7 +872,7 @@ class DaskExecutor:
         if self.unit_keys is not None and unit.content_key is not None and outcome.cacheable:
             self._to_cache.append(self.unit_keys.row(unit, outcome))
         if outcome.error is None:
-            self._finished[unit.key] = outcome
+            self._remember(unit.key, outcome)
         if unit.prefix_key is not None:
             self._prefix_refs[unit.prefix_key] -= 1
             if self._prefix_refs[unit.prefix_key] == 0:
