@@ -104,20 +104,8 @@ JOBQUEUE_SCHEMES: dict[str, _System] = {
 }
 
 # SLURMCluster/PBSCluster keywords daskhpo sets from its own options: not accepted in cluster_options.
-_OWN_KEYWORDS = {
-    "queue",
-    "account",
-    "walltime",
-    "cores",
-    "memory",
-    "processes",
-    "job_extra_directives",
-    "job_script_prologue",
-    "interface",
-    "python",
-    "log_directory",
-    "local_directory",
-    "scheduler_options",
+# (Its own options but those that are not cluster keywords, plus what it always passes.)
+_OWN_KEYWORDS = (_COMMON_OPTIONS - {"jobs", "dashboard_address", "cluster_options"}) | {
     "resource_spec",
     "n_workers",
     "job_cls",
