@@ -599,7 +599,8 @@ class DaskExecutor:
 
     def dispatch(self) -> None:
         """Submit batches while fewer than ``max_in_flight`` tasks are on the cluster."""
-        while self._n_pending and len(self._futures) < self._in_flight_limit():
+        made: list[tuple[str, list[_Unit], list[Any], bool]] = []
+        while self._n_pending and len(self._futures) + len(made) < self._in_flight_limit():
             from_solo = bool(self._solo)
             if from_solo:
                 batch = [self._solo.popleft()]
@@ -618,18 +619,33 @@ class DaskExecutor:
                 units = [(u.key, dict(u.params), u.fold, u.waiters[0][0]) for u in batch]
             # Every submission gets a key of its own: a unit that runs again must not reuse the key of
             # the task that just failed, which the scheduler may still be releasing.
-            key = f"daskhpo-fit-{self.run_id}-{self.n_tasks}-" + tokenize([u.key for u in batch])
+            key = f"daskhpo-fit-{self.run_id}-{self.n_tasks + len(made)}-" + tokenize(
+                [u.key for u in batch]
+            )
             args: list[Any] = [self.context, Batch(units)]
             if prefix_key is not None:
                 args.append(self._prefix_futures[prefix_key])
-            future = self.client.submit(run_units, *args, key=key)
-            if from_solo:
-                self._solo_keys.add(key)
-            self._tasks[key] = batch
-            self._task_context[key] = str(self.context.key)
-            self._futures[key] = future
-            self._ac.add(future)
-            self.n_tasks += 1
+            made.append((key, batch, args, from_solo))
+        self._submit_tasks(made)
+
+    def _submit_tasks(self, made: list[tuple[str, list[_Unit], list[Any], bool]]) -> None:
+        """Submit the tasks ``dispatch`` made, in one graph per argument shape: one message to the
+        scheduler instead of one per task (``Client.submit`` per task cost the driver about a tenth
+        of its CPU with 64 slots of 0.1 s fits)."""
+        shapes: dict[int, list[tuple[str, list[_Unit], list[Any], bool]]] = {}
+        for task in made:
+            shapes.setdefault(len(task[2]), []).append(task)
+        for tasks in shapes.values():
+            columns = [list(column) for column in zip(*(t[2] for t in tasks), strict=True)]
+            futures = self.client.map(run_units, *columns, key=[t[0] for t in tasks], pure=False)
+            for (key, batch, _, from_solo), future in zip(tasks, futures, strict=True):
+                if from_solo:
+                    self._solo_keys.add(key)
+                self._tasks[key] = batch
+                self._task_context[key] = str(self.context.key)
+                self._futures[key] = future
+                self._ac.add(future)
+                self.n_tasks += 1
 
     # -- completion -------------------------------------------------------------------------------
     def wait(self) -> list[tuple[Job, list[UnitOutcome]]]:
@@ -641,14 +657,17 @@ class DaskExecutor:
             finished = self._ac.next_batch(block=True)
         else:
             finished = self._next_batch_watching(done_jobs)
+        finished = [f for f in finished if f.key in self._tasks]  # others: timed out, handled
+        values = self._gather(finished)
         for future in finished:
-            if future.key not in self._tasks:  # cancelled here after a timeout: already handled
-                continue
             batch = self._tasks.pop(future.key)
             del self._futures[future.key]
             self._solo_keys.discard(future.key)
             used = self._task_context.pop(future.key, None)
-            outcomes = self._collect(future, batch, stale=used != str(self.context.key))
+            if future.key in values:
+                outcomes: list[UnitOutcome] | None = list(values[future.key])
+            else:
+                outcomes = self._collect(future, batch, stale=used != str(self.context.key))
             future.release()
             if outcomes is None:
                 continue
@@ -657,6 +676,20 @@ class DaskExecutor:
                 self._finish_unit(unit, outcome, done_jobs)
         self._flush_cache()
         return done_jobs
+
+    def _gather(self, futures: list[Future]) -> dict[Any, Any]:
+        """The results of the tasks among ``futures`` that succeeded, fetched in one call (one
+        request per worker rather than one per task: with 64 slots of 0.1 s fits, fetching each
+        task's result by itself was a fifth of the driver's CPU). Anything else, or a fetch that
+        fails (a worker lost its copy), goes through :meth:`_collect` one by one."""
+        ok = [f for f in futures if f.status == "finished"]
+        if len(ok) < 2:
+            return {}
+        try:
+            values = self.client.gather(ok)
+        except Exception:
+            return {}
+        return {str(f.key): v for f, v in zip(ok, values, strict=True)}
 
     def _flush_cache(self) -> None:
         """Store the units computed since the last call (one transaction for all of them)."""
