@@ -208,6 +208,21 @@ def test_epochs_continue_only_when_asked(client):
     assert asked.best_estimator_.max_iter == asked.best_budget_
 
 
+def test_continuations_unlike_a_fresh_fit_never_take_fresh_fits_from_the_cache(client, tmp_path):
+    storage = f"sqlite:///{tmp_path / 'runs.db'}"
+    mlp = MLPClassifier(hidden_layer_sizes=(8,), random_state=0)
+    space = {"alpha": loguniform(1e-5, 1e-1)}
+    kw = dict(client=client, n_candidates=3, storage=storage)
+    with pytest.warns(Warning):  # few epochs do not converge
+        _halving(mlp, space, "max_iter", **kw).fit(X, Y)  # fresh fits of every rung, stored
+    asked = _halving(mlp, space, "max_iter", continuation=True, **kw)
+    with pytest.warns(Warning):
+        asked.fit(X, Y)
+    # The same candidates and budgets are in the store, but continuing epochs is not a fresh fit.
+    assert asked.stats_["units_reused"] == 0
+    assert asked.stats_["units_continued"] == sum(asked.n_candidates_[1:]) * 3
+
+
 def test_continued_units_are_reused_from_the_store_by_the_same_search(client, tmp_path):
     storage = f"sqlite:///{tmp_path / 'runs.db'}"
     rf = RandomForestClassifier(random_state=0)

@@ -172,7 +172,10 @@ class ContinuingExecutor(DaskExecutor):
 
     def submit(self, jobs: list[Job]) -> None:
         planned = [self._plan(job) for job in jobs]
-        reused = self._from_cache(planned) if self.unit_keys is not None else {}
+        # The cache holds fresh fits' scores: they stand in only for exact continuations (and for
+        # jobs that refit), never for a continuation that differs from a fresh fit.
+        cacheable = [p for p in planned if (r := self._rule(p[1], p[2])) is None or r.exact]
+        reused = self._from_cache(cacheable) if self.unit_keys is not None and cacheable else {}
         for job, params, job_token, keys in planned:
             state = _JobState(job, [None] * self.n_splits)
             self._jobs[job.trial_id] = state
