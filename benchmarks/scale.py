@@ -10,7 +10,9 @@ peak RSS is that part's own; the parent prints one table and writes
     ignores them), 200 rows, cv=2, ``refit=False``, on daskhpo's embedded cluster (2 workers x 1
     thread). Reports the wall time; the *ideal*, every unit fitted and scored in one process (timed
     on a sample of 2,000 units) divided by the worker count; the overhead per candidate,
-    ``(wall - ideal) / candidates``; the driver's peak RSS (the client and the scheduler live in this
+    ``(wall - ideal) / candidates``, and the same against this run's own fit and score times from
+    ``cv_results_`` (less sensitive to the machine's noise); this process's CPU per unit (client,
+    scheduler and nannies); the driver's peak RSS (the client and the scheduler live in this
     process) and its growth per candidate; and ``cv_results_``'s own size per candidate.
 ``first``
     The same grid with ``--first`` candidates, on a cluster that ran one small search before (as a
@@ -119,11 +121,15 @@ def part_grid(n: int) -> dict:
     est, grid = trivial_grid(n)
     before = peak_rss_mb()
     search = daskhpo.GridSearchCV(est, grid, cv=2, refit=False, client=client)
-    start = time.perf_counter()
+    cpu0, start = cpu_seconds(), time.perf_counter()
     search.fit(X, y)
     wall = time.perf_counter() - start
+    cpu = cpu_seconds() - cpu0
     peak = peak_rss_mb()
     ideal = 2 * n * unit / 2
+    r = search.cv_results_
+    # The same bound from this run's own timings: the seconds the workers spent in fits and scores.
+    inside = float((r["mean_fit_time"] + r["mean_score_time"]).sum()) * 2 / 2
     kept = len(pickle.dumps(search.cv_results_, protocol=5))
     client.close()
     return {
@@ -132,6 +138,9 @@ def part_grid(n: int) -> dict:
         "ideal_s": ideal,
         "unit_ms": unit * 1e3,
         "overhead_ms_per_candidate": (wall - ideal) / n * 1e3,
+        "fit_and_score_s": inside,
+        "overhead_ms_per_candidate_vs_own_timings": (wall - inside) / n * 1e3,
+        "driver_cpu_ms_per_unit": cpu / (2 * n) * 1e3,
         "rss_before_mb": before,
         "peak_rss_mb": peak,
         "rss_growth_bytes_per_candidate": (peak - before) * 2**20 / n,

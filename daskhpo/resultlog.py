@@ -55,25 +55,25 @@ class ResultLog:
             return False
         if r.status is not Status.COMPLETE or any(e is not None for e in r.errors):
             return False
-        names = tuple(r.test_scores)
+        test, train = r.test_scores, r.train_scores
         n_folds = len(r.fit_times)
-        has_train = r.train_scores is not None
         if self._layout is None:
-            self._layout = (names, n_folds, has_train)
+            names = tuple(test)
+            self._layout = (names, n_folds, train is not None)
             self._layout_row = len(self._trial)
             self._test = {n: array("d") for n in names}
-            self._train = {n: array("d") for n in names} if has_train else {}
-        if self._layout != (names, n_folds, has_train) or len(r.score_times) != n_folds:
+            self._train = {n: array("d") for n in names} if train is not None else {}
+        names, folds, has_train = self._layout
+        if folds != n_folds or has_train != (train is not None) or len(r.score_times) != n_folds:
             return False
-        if len(r.errors) not in (0, n_folds):
+        if len(r.errors) not in (0, n_folds) or tuple(test) != names:
             return False
-        return all(len(v) == n_folds for v in r.test_scores.values()) and (
-            r.train_scores is None
-            or (
-                tuple(r.train_scores) == names
-                and all(len(v) == n_folds for v in r.train_scores.values())
-            )
-        )
+        for n in names:
+            if len(test.get(n, ())) != n_folds:
+                return False
+            if train is not None and len(train.get(n, ())) != n_folds:
+                return False
+        return train is None or tuple(train) == names
 
     def append(self, r: Result) -> None:
         i = len(self._trial)

@@ -425,6 +425,9 @@ class SearchRun:
                 for job in jobs:
                     callbacks.begin(search_ctx, job_key(job), folds, executor.n_splits)
 
+        # Checked once: a runtime protocol check costs about 50 us, too much once per result.
+        releasing = strategy if isinstance(strategy, Releasing) else None
+
         def on_result(result: Result, outcomes: list[UnitOutcome]) -> None:
             results.append(result)
             if callbacks is not None:
@@ -437,8 +440,8 @@ class SearchRun:
                 history.append(_history_row(result, time.perf_counter() - t_start, calls))
             if result.failed and s.error_score == "raise":
                 _raise_failure(result, outcomes, len(store))
-            if isinstance(strategy, Releasing):
-                finished = strategy.finished_trials()
+            if releasing is not None:
+                finished = releasing.finished_trials()
                 if finished:
                     keep = bar.tracker.trial_id  # the best so far keeps its model for the refit
                     executor.release([t for t in finished if t != keep])
