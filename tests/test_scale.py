@@ -204,3 +204,11 @@ def test_driver_memory_kept_per_candidate_is_under_a_kilobyte(client):
     ).fit(X, y)
     for key in ("mean_test_score", "split0_test_score", "rank_test_score", "params"):
         assert list(search.cv_results_[key]) == list(theirs.cv_results_[key])
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.floats(-1e12, 1e12, allow_nan=False), min_size=1, max_size=12))
+def test_a_results_score_is_numpys_mean_bit_for_bit(values):
+    from daskhpo.tuner import _mean
+
+    assert _mean(values) == float(np.mean(values))
