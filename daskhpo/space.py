@@ -13,7 +13,8 @@ from __future__ import annotations
 import math
 import numbers
 import operator
-from collections.abc import Iterable, Mapping, Sequence
+import warnings
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, overload
 
@@ -28,6 +29,7 @@ __all__ = [
     "Int",
     "Categorical",
     "LazyGrid",
+    "LazySample",
     "grid_candidates",
     "random_candidates",
     "normalize_grid",
@@ -430,12 +432,140 @@ def grid_candidates(param_grid: Any) -> LazyGrid:
     return LazyGrid(param_grid)
 
 
+class LazySample(Sequence[dict[str, Any]]):
+    """``n_iter`` candidates drawn exactly as scikit-learn's :class:`ParameterSampler` draws them,
+    drawn when they are read, in order.
+
+    The generator's state is taken when the sample is made, so reading candidate ``i`` again (or
+    reading backwards) draws the sequence again from that state: reading in order costs one draw per
+    candidate, and no candidate is kept but the last few read. A ``RandomState`` passed by the user
+    is copied, not advanced.
+    """
+
+    _KEEP = 1024  # candidates kept after they are read (a job and its restore read them twice)
+
+    def __init__(self, param_distributions: Any, n_iter: int, random_state: Any = None) -> None:
+        check("n_iter", n_iter, strict=True)
+        self._dists = normalize_distributions(param_distributions)
+        self._n_iter = int(n_iter)
+        self._state = _rng(random_state).get_state()
+        # scikit-learn's own count: n_iter, or the size of the grid when every value is a list.
+        self._len = len(ParameterSampler(self._dists, self._n_iter, random_state=0))
+        self._draws: Iterator[dict[str, Any]] | None = None
+        self._position = 0  # the index of the next draw
+        self._kept: dict[int, dict[str, Any]] = {}
+        self._warned = False
+
+    def _sampler(self) -> Iterator[dict[str, Any]]:
+        rng = np.random.RandomState()
+        rng.set_state(self._state)
+        sampler = ParameterSampler(self._dists, self._n_iter, random_state=rng)
+        if not self._warned:  # scikit-learn's warning for a grid smaller than n_iter, once
+            self._warned = True
+            return iter(sampler)
+        return _quietly(iter(sampler))
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for candidate in self._sampler():
+            yield dict(candidate)
+
+    @overload
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[dict[str, Any]]: ...
+
+    def __getitem__(self, index: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self._len))]
+        i = operator.index(index)
+        if i < 0:
+            i += self._len
+        if not 0 <= i < self._len:
+            raise IndexError(f"candidate {index} of a sample of {self._len}")
+        if i in self._kept:
+            return dict(self._kept[i])
+        if self._draws is None or i < self._position:
+            self._draws, self._position = self._sampler(), 0
+        while self._position <= i:
+            candidate = dict(next(self._draws))
+            self._kept[self._position] = candidate
+            if len(self._kept) > self._KEEP:
+                del self._kept[next(iter(self._kept))]
+            self._position += 1
+        return dict(self._kept[i])
+
+    def __eq__(self, other: object) -> bool:
+        """Equal to any sequence of the same candidates in the same order."""
+        if not isinstance(other, Sequence) or isinstance(other, (str, bytes)):
+            return NotImplemented
+        return len(other) == self._len and all(a == b for a, b in zip(self, other, strict=True))
+
+    __hash__ = None  # type: ignore[assignment]  # equal to lists, which do not hash
+
+    def examples(self) -> list[dict[str, Any]]:
+        """One candidate per dict of distributions (every set of names the sample sets), drawn
+        from a generator of their own."""
+        rng = np.random.RandomState(0)
+        return [
+            {k: v.rvs(random_state=rng) if hasattr(v, "rvs") else v[0] for k, v in d.items()}
+            for d in self._dists
+        ]
+
+    def signature(self) -> list[Any] | None:
+        """The distributions, ``n_iter`` and the generator's state; None when a distribution has no
+        description that stays the same from run to run (then the candidates must be listed)."""
+        described = []
+        for d in self._dists:
+            row = []
+            for name in sorted(d):
+                text = _distribution_signature(d[name])
+                if text is None:
+                    return None
+                row.append((name, text))
+            described.append(row)
+        return ["sample", described, self._n_iter, self._state]
+
+
+def _quietly(draws: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """``draws`` without the UserWarnings scikit-learn's sampler gives (already shown once)."""
+    while True:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            try:
+                candidate = next(draws)
+            except StopIteration:
+                return
+        yield candidate
+
+
+def _distribution_signature(value: Any) -> Any:
+    """What fixes a distribution's draws: a list's values, a frozen scipy.stats distribution's
+    family and parameters, a daskhpo dimension itself; None for anything else."""
+    if isinstance(value, list):
+        return _hashable_values(value)
+    if isinstance(value, (Float, Int, Categorical)):
+        return value
+    dist = getattr(value, "dist", None)
+    if dist is not None and hasattr(value, "args") and hasattr(dist, "name"):
+        kwds = getattr(value, "kwds", {})
+        return [
+            "scipy.stats",
+            type(dist).__name__,
+            dist.name,
+            list(value.args),
+            sorted(kwds.items()),
+        ]
+    return None
+
+
 def random_candidates(
     param_distributions: Any, n_iter: int, random_state: Any = None
-) -> list[dict[str, Any]]:
+) -> LazySample:
     """``n_iter`` candidates drawn exactly as scikit-learn's :class:`ParameterSampler` draws them
-    (for an int or a ``RandomState``; None seeds from the operating system, see :func:`as_seed`)."""
-    check("n_iter", n_iter, strict=True)
-    dists = normalize_distributions(param_distributions)
-    rng = _rng(random_state)
-    return [dict(p) for p in ParameterSampler(dists, int(n_iter), random_state=rng)]
+    (for an int or a ``RandomState``; None seeds from the operating system, see :func:`as_seed`),
+    drawn on demand (:class:`LazySample`)."""
+    return LazySample(param_distributions, n_iter, random_state)

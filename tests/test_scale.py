@@ -12,19 +12,21 @@ import tracemalloc
 
 import numpy as np
 import pytest
+import scipy.stats as stats
+from dask.base import tokenize
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.dummy import DummyClassifier
 from sklearn.model_selection import GridSearchCV as SkGrid
-from sklearn.model_selection import ParameterGrid
+from sklearn.model_selection import ParameterGrid, ParameterSampler
 
 import daskhpo
 from daskhpo.resultlog import ResultLog, latest_view
 from daskhpo.results import latest_evaluations
-from daskhpo.space import LazyGrid
+from daskhpo.space import Float, Int, LazyGrid, LazySample
 from daskhpo.store import MemoryStore
 from daskhpo.strategies.base import Job, Result, Status
-from daskhpo.strategies.candidates import GridStrategy
+from daskhpo.strategies.candidates import GridStrategy, RandomStrategy
 
 
 @pytest.mark.parametrize(
@@ -64,6 +66,45 @@ def test_a_million_candidate_grid_is_not_listed():
     assert GridStrategy({"a": list(range(1000))[::-1], "b": grid["b"]}).signature() != (
         strategy.signature()
     )
+
+
+@pytest.mark.parametrize(
+    "dists",
+    [
+        {"C": stats.loguniform(1e-3, 1e3), "k": stats.randint(1, 9), "kind": ["a", "b"]},
+        [{"a": [1, 2, 3]}, {"b": stats.uniform(0, 1)}],
+        {"x": Float(0.1, 1.0, log=True), "y": Int(1, 5)},
+    ],
+)
+def test_a_lazy_sample_draws_what_parameter_sampler_draws_in_any_reading_order(dists):
+    expected = list(ParameterSampler(dists, 40, random_state=3))
+    lazy = LazySample(dists, 40, 3)
+    assert len(lazy) == 40 and lazy == expected
+    backwards = [lazy[i] for i in range(39, -1, -1)]
+    assert backwards[::-1] == expected
+    assert lazy[5:8] == expected[5:8] and lazy[-1] == expected[-1]
+    # The seed, the size and the distributions fix the sample, and so its signature.
+    assert tokenize(lazy.signature()) == tokenize(LazySample(dists, 40, 3).signature())
+    assert tokenize(lazy.signature()) != tokenize(LazySample(dists, 40, 4).signature())
+    assert tokenize(lazy.signature()) != tokenize(LazySample(dists, 41, 3).signature())
+
+
+def test_a_users_random_state_gives_scikit_learns_draws_and_is_not_advanced():
+    rng = np.random.RandomState(5)
+    before = rng.get_state()[1].copy()
+    lazy = LazySample({"C": stats.uniform(0, 1)}, 5, rng)
+    expected = list(
+        ParameterSampler({"C": stats.uniform(0, 1)}, 5, random_state=np.random.RandomState(5))
+    )
+    assert list(lazy) == expected
+    np.testing.assert_array_equal(rng.get_state()[1], before)
+
+
+def test_a_million_candidate_random_search_is_not_drawn_up_front():
+    strategy = RandomStrategy({"C": stats.loguniform(1e-3, 1e3)}, n_iter=1_000_000, random_state=0)
+    assert isinstance(strategy.candidates, LazySample) and strategy.n_planned == 1_000_000
+    first = [j.params for j in strategy.ask(3)]
+    assert first == list(ParameterSampler({"C": stats.loguniform(1e-3, 1e3)}, 3, random_state=0))
 
 
 def _result(tid, *, rung=0, budget=None, failed=False, folds=None, extra=None, train=False, k=3):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..space import LazyGrid, grid_candidates, random_candidates
+from ..space import LazyGrid, LazySample, grid_candidates, random_candidates
 from .base import Job, Result, params_signature
 
 __all__ = ["CandidateList", "GridStrategy", "RandomStrategy"]
@@ -18,12 +18,15 @@ class CandidateList:
     before the first ``ask`` skips the candidates already finished (used to resume a search).
     Trial ``i`` is ``candidates[i]`` (the strategy is :class:`~daskhpo.strategies.base.Enumerated`).
     ``candidates`` may be any sequence; a :class:`~daskhpo.space.LazyGrid` is read one candidate at a
-    time as the search asks, and nothing per candidate is kept but one byte (told or not).
+    time as the search asks (a :class:`~daskhpo.space.LazySample` draws them in order), and nothing
+    per candidate is kept but one byte (told or not).
     """
 
     def __init__(self, candidates: Sequence[Mapping[str, Any]], *, first_id: int = 0) -> None:
         self.candidates: Sequence[Mapping[str, Any]] = (
-            candidates if isinstance(candidates, LazyGrid) else [dict(c) for c in candidates]
+            candidates
+            if isinstance(candidates, (LazyGrid, LazySample))
+            else [dict(c) for c in candidates]
         )
         self.first_id = first_id  # trial ids are first_id, first_id + 1, ...
         self._next = 0
@@ -65,15 +68,21 @@ class CandidateList:
 
     def examples(self) -> Sequence[Mapping[str, Any]]:
         """Candidates showing every set of parameter names the list sets."""
-        if isinstance(self.candidates, LazyGrid):
+        if isinstance(self.candidates, (LazyGrid, LazySample)):
             return self.candidates.examples()
         return self.candidates
 
     def signature(self) -> list[Any]:
         """Every candidate as ``(name, value)`` pairs in name order, in trial order (a grid: the grid
-        itself, which fixes its candidates and their order)."""
-        if isinstance(self.candidates, LazyGrid):
-            return ["candidates", self.candidates.signature()]
+        itself, a sample: its distributions, size and seed, which fix its candidates and their
+        order)."""
+        described = (
+            self.candidates.signature()
+            if isinstance(self.candidates, (LazyGrid, LazySample))
+            else None
+        )
+        if described is not None:
+            return ["candidates", described]
         return ["candidates", [params_signature(c) for c in self.candidates]]
 
 
