@@ -226,3 +226,39 @@ def test_dask_dashboard_of_a_scheduler_in_another_process_links_the_search(tmp_p
     finally:
         scheduler.terminate()
         scheduler.wait(10)
+
+
+def test_a_trial_url_opens_the_per_trial_view_with_the_traceback(tmp_path):
+    """``?trial=ID`` opens that trial's view: params, fold scores, times, the traceback of a failed
+    fold, and no invented worker (the store does not record it)."""
+    from bokeh.client import pull_session
+
+    db = tmp_path / "runs.db"
+    store = SQLiteStore(db, "trees")
+    store.append(_result(0, 0.5))
+    store.append(
+        Result(
+            job=Job(1, {"max_depth": 0}),
+            status=Status.FAILED,
+            score=float("nan"),
+            test_scores={"score": (float("nan"), 0.7)},
+            train_scores=None,
+            fit_times=(0.25, 0.5),
+            score_times=(0.01, 0.02),
+            errors=("Traceback (most recent call last):\nValueError: max_depth must be >= 1", None),
+        )
+    )
+    server = serve_file(db, port=0)
+    try:
+        session = pull_session(url=server.url(), arguments={"name": "trees", "trial": "1"})
+        try:
+            doc = session.document
+            text = doc.select_one({"name": "daskhpo-trial"}).text
+            assert doc.select_one({"name": "daskhpo-trial-input"}).value == "1"
+        finally:
+            session.close()
+    finally:
+        server.stop()
+    assert "Trial 1" in text and "max_depth" in text and "0.7000" in text  # the fold that ran
+    assert "ValueError: max_depth must be &gt;= 1" in text and "daskhpo-traceback" in text
+    assert "0.250" in text and "worker: <i>not recorded" in text

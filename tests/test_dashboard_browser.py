@@ -277,3 +277,146 @@ def test_dask_dashboard_leads_to_the_live_page_of_a_search_in_memory(client, tmp
             page.goto(status_url.rsplit("/", 1)[0] + "/daskhpo")
             row = page.locator("tr", has_text="digits-in-memory").inner_text()
             assert "finished" in row and "memory" in row
+
+
+# -- a search of 100,000 trials --------------------------------------------------------------------
+BIG = 100_000
+
+
+def loaded(n: int) -> str:
+    """JS: the header shows ``n`` evaluations read (none left to read) and every plot is drawn."""
+    return f"""() => {{
+        if (!({DRAWN})()) return false;
+        const text = Bokeh.documents[0].get_model_by_name('daskhpo-header').text;
+        return text.includes('<b>{n:,}</b> evaluations stored') && !text.includes('reading the store');
+    }}"""
+
+
+IMPORTANCE = "() => Bokeh.documents[0].get_model_by_name('daskhpo-importance').data.name"
+PARALLEL = "() => Bokeh.documents[0].get_model_by_name('daskhpo-parallel').get_length()"
+
+
+class Wire:
+    """Bytes a page receives on its websockets (bokeh's document, then its updates)."""
+
+    def __init__(self, page: Any) -> None:
+        self.bytes = 0
+        page.on("websocket", lambda ws: ws.on("framereceived", self._frame))
+
+    def _frame(self, payload: bytes | str) -> None:
+        self.bytes += len(payload.encode() if isinstance(payload, str) else payload)
+
+
+@pytest.fixture(scope="module")
+def big_store(tmp_path_factory: Any) -> tuple[Path, float]:
+    """A SQLite store with one search of 100,000 realistic trials (about 2% failed)."""
+    from tests.test_dashboard_data import fill_store
+
+    path = tmp_path_factory.mktemp("big") / "runs.db"
+    start = time.perf_counter()
+    fill_store(path, "big", BIG).close()
+    return path, time.perf_counter() - start
+
+
+def test_dashboard_command_shows_a_100k_trial_store(big_store, tmp_path):
+    """Load, live update, importance, paging and the per-trial view of a failed trial, on 100,000
+    stored trials served by ``daskhpo dashboard``. The times are recorded (printed and written to
+    ``dashboard-100k.json`` in the test's folder), never asserted; the bytes a page receives are
+    asserted bounded."""
+    import json
+    import sqlite3
+
+    from tests.test_dashboard_data import PARAMS, fill_store, store_best
+
+    path, fill_seconds = big_store
+    record: dict[str, Any] = {"trials": BIG, "fill_seconds": round(fill_seconds, 2)}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "daskhpo", "dashboard", "--storage", f"sqlite:///{path}"]
+        + ["--name", "big", "--port", "0", "--interval", "500"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    try:
+        with browser_page() as page:
+            wire = Wire(page)
+            line = server.stdout.readline()  # type: ignore[union-attr]
+            found = re.search(r"(http://127\.0\.0\.1:\d+/daskhpo\?name=big)", line)
+            assert found, line + server.stderr.read()  # type: ignore[union-attr]
+            url = found.group(1)
+
+            # The first page: the server reads the 100,000 stored trials (once) while it answers.
+            start = time.perf_counter()
+            page.goto(url)
+            page.wait_for_function(loaded(BIG), timeout=180_000, polling=100)
+            record["load_seconds"] = round(time.perf_counter() - start, 2)
+            record["load_bytes"] = wire.bytes
+            header = page.locator("text=evaluations stored").first.inner_text()
+            assert f"{BIG:,} evaluations stored" in header
+            best_id, best_score = store_best(path, "big")
+            assert (
+                f"best score {best_score:.4f} (trial {best_id})"
+                in page.locator("text=best score").first.inner_text()
+            )
+            assert 2000 <= plotted(page) <= 2101  # a sample, not 100,000 glyphs
+            assert 50 <= page.evaluate(PARALLEL) <= 1000
+            page.wait_for_function(
+                f"() => ({IMPORTANCE})().length === {len(PARAMS)}", timeout=60_000
+            )
+            assert sorted(page.evaluate(IMPORTANCE)) == sorted(PARAMS)
+            assert page.evaluate(IMPORTANCE)[0] == "learning_rate"
+            assert wire.bytes < 2_000_000, wire.bytes
+            assert page.locator(".slick-row").count() > 0
+
+            # A live update: 1,000 more trials appended to the file by another writer.
+            before = wire.bytes
+            fill_store(path, "big", 1000, seed=1, start=BIG).close()
+            start = time.perf_counter()
+            page.wait_for_function(loaded(BIG + 1000), timeout=60_000, polling=50)
+            record["update_seconds"] = round(time.perf_counter() - start, 2)
+            record["update_bytes"] = wire.bytes - before
+            assert (
+                f"{BIG + 1000:,} evaluations stored"
+                in page.locator("text=evaluations stored").first.inner_text()
+            )
+            assert record["update_bytes"] < 1_000_000, record
+
+            # Paging, then the failed evaluations and the per-trial view of the newest one.
+            page.get_by_role("button", name="next ▶").click()
+            page.get_by_text("rows 51–100 of").wait_for(timeout=30_000)
+            page.locator("select").select_option(label="failed evaluations")
+            page.get_by_text("rows 1–50 of").wait_for(timeout=30_000)
+            first = page.locator(".slick-row").first
+            first.get_by_text("failed").wait_for(timeout=30_000)
+            trial = int(first.locator(".slick-cell").nth(1).inner_text())
+            with sqlite3.connect(str(path)) as conn:
+                newest_failed = conn.execute(
+                    "SELECT trial_id FROM trials WHERE search='big' AND status='failed' "
+                    "ORDER BY seq DESC LIMIT 1"
+                ).fetchone()[0]
+            assert trial == newest_failed
+            first.locator(".slick-cell").nth(2).click()
+            page.get_by_text(f"Trial {trial}", exact=True).wait_for(timeout=30_000)
+            shown = page.get_by_text("FloatingPointError: overflow in the loss").first
+            shown.wait_for(timeout=30_000)
+            view = page.locator(".daskhpo-traceback").first.inner_text()
+            assert "Traceback (most recent call last)" in view and "fit_stages" in view
+            assert page.get_by_text("worker: not recorded").count() == 1
+            save_screenshot(page, tmp_path, "big")
+
+            # A second tab, straight to one trial: the store is read already.
+            other = page.context.browser.new_page(viewport={"width": 1200, "height": 900})
+            other_wire = Wire(other)
+            start = time.perf_counter()
+            other.goto(f"{url}&trial={trial}")
+            other.wait_for_function(loaded(BIG + 1000), timeout=60_000, polling=100)
+            record["second_load_seconds"] = round(time.perf_counter() - start, 2)
+            record["second_load_bytes"] = other_wire.bytes
+            other.get_by_text(f"Trial {trial}", exact=True).wait_for(timeout=30_000)
+            assert other.locator(".daskhpo-traceback").count() >= 1
+    finally:
+        server.terminate()
+        server.wait(10)
+    print("\ndaskhpo dashboard at 100,000 trials:", json.dumps(record))
+    (tmp_path / "dashboard-100k.json").write_text(json.dumps(record, indent=1))

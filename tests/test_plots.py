@@ -63,15 +63,26 @@ def _source(layout, name):
     return found[0]
 
 
+def _data(layout, name):
+    """A source's columns as lists (numeric columns are sent as numpy arrays)."""
+    data = _source(layout, name).data
+    return {k: v.tolist() if hasattr(v, "tolist") else list(v) for k, v in data.items()}
+
+
 def test_adaptive_search_plots_rungs_curves_and_each_parameter(tmp_path):
     store, alive = hyperband_store(tmp_path / "hb.db")
     layout = plot_store(store)
 
-    trials = _source(layout, "daskhpo-trials").data
+    trials = _data(layout, "daskhpo-trials")
     assert len(trials["trial_id"]) == len(store) == sum(alive.values()) == 20
     assert trials["best"] == [max(trials["score"][: i + 1]) for i in range(20)]
+    # The best-so-far line: a step at each improvement, and the last evaluation.
+    best = _data(layout, "daskhpo-best")
+    steps = [i + 1 for i in range(20) if i == 0 or trials["best"][i] > trials["best"][i - 1]]
+    assert best["order"] == steps + ([20] if steps[-1] != 20 else [])
+    assert best["best"] == [trials["best"][o - 1] for o in best["order"]]
 
-    rungs = _source(layout, "daskhpo-rungs").data
+    rungs = _data(layout, "daskhpo-rungs")
     shown = {
         (b, budget): n
         for b, budget, n in zip(rungs["bracket"], rungs["budget"], rungs["alive"], strict=True)
@@ -80,7 +91,7 @@ def test_adaptive_search_plots_rungs_curves_and_each_parameter(tmp_path):
     assert shown[(0, 1.0)] == 9 and shown[(0, 3.0)] == 3 and shown[(0, 9.0)] == 1
     assert ("bracket 0", "1") in rungs["x"]
 
-    curves = _source(layout, "daskhpo-curves").data
+    curves = _data(layout, "daskhpo-curves")
     assert len(curves["trial_id"]) == 15  # one line per trial
     assert all(xs == sorted(xs) for xs in curves["xs"])
 
@@ -89,7 +100,7 @@ def test_adaptive_search_plots_rungs_curves_and_each_parameter(tmp_path):
     loss = _source(layout, "daskhpo-param-loss")
     assert list(loss.x_range.factors) == ["hinge", "log_loss"]
 
-    top = _source(layout, "daskhpo-top").data
+    top = _data(layout, "daskhpo-top")
     # Ranked by budget reached, then score: the trials that reached budget 9 come first.
     assert top["budget"][:3] == [9.0, 9.0, 9.0]
     assert top["score"][:3] == sorted(top["score"][:3], reverse=True)
@@ -106,7 +117,7 @@ def test_failed_trials_are_counted_not_plotted_and_missing_params_are_marked():
     store.append(_result(Job(2, {"kernel": "rbf", "gamma": 10.0}), float("nan")))
     store.append(_result(Job(3, {"kernel": "poly", "shrinking": False}), 0.6))
     layout = plot_store(store, name="svc")
-    trials = _source(layout, "daskhpo-trials").data
+    trials = _data(layout, "daskhpo-trials")
     assert trials["trial_id"] == [0, 1, 3]
     # A categorical parameter some trials lack gets an "(unset)" category.
     shrinking = _source(layout, "daskhpo-param-shrinking")
@@ -115,13 +126,13 @@ def test_failed_trials_are_counted_not_plotted_and_missing_params_are_marked():
     # gamma is numeric (log: it spans two decades); the linear-kernel trial has no point there.
     gamma = _source(layout, "daskhpo-param-gamma")
     assert type(gamma.x_scale).__name__ == "LogScale"
-    assert trials["x1"][0] == 0.1 and math.isnan(trials["x1"][1])
+    assert trials["x1"][0] == pytest.approx(0.1) and math.isnan(trials["x1"][1])  # float32
     kernel = _source(layout, "daskhpo-param-kernel")
     assert list(kernel.x_range.factors) == ["linear", "poly", "rbf"]
     header = _source(layout, "daskhpo-header").text
     assert "4</b> evaluations stored" in header and "3</b> plotted" in header
     assert "1</b> failed" in header and "daskhpo · svc" in header
-    assert _source(layout, "daskhpo-top").data["trial_id"] == [0, 1, 3]
+    assert _data(layout, "daskhpo-top")["trial_id"] == [0, 1, 3]
     assert not list(layout.select({"name": "daskhpo-rung-figure"}))  # not an adaptive search
 
 
@@ -141,7 +152,7 @@ def test_search_plot_shows_every_candidate_against_each_parameter(client):
         search.plot()
     search.fit(X, y)
     layout = search.plot()
-    trials = _source(layout, "daskhpo-trials").data
+    trials = _data(layout, "daskhpo-trials")
     assert sorted(trials["trial_id"]) == list(range(16))
     assert max(trials["best"]) == pytest.approx(search.best_score_)
     # max_depth holds None: categorical, numbers in order; min_samples_leaf is numeric.
@@ -152,7 +163,7 @@ def test_search_plot_shows_every_candidate_against_each_parameter(client):
         "3",
     ]
     assert type(_source(layout, "daskhpo-param-min_samples_leaf").x_scale).__name__ == "LinearScale"
-    top = _source(layout, "daskhpo-top").data
+    top = _data(layout, "daskhpo-top")
     assert top["score"][0] == pytest.approx(search.best_score_)
     assert top["trial_id"][0] == search.best_index_
 

@@ -30,6 +30,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    server.prefetch(args.name)  # a large store is read while the user opens the page
     url = server.url(args.name)
     print(
         f"daskhpo dashboard: {len(names)} search(es) in {sqlite_path(args.storage)} at {url}",
@@ -62,7 +63,9 @@ def add_dashboard_commands(sub: Any) -> None:
         "dashboard",
         help="serve the live search dashboard for the searches in a SQLite store",
         description="Serve a bokeh page that shows a stored search as it runs (or after): best score "
-        "so far, score against each parameter, rungs of adaptive searches and the best trials. It "
+        "so far, score against each parameter, parameter importance, parallel coordinates, rungs of "
+        "adaptive searches, a paged table of the trials and a per-trial view (add &trial=ID to the "
+        "page's address). Searches of 100,000 trials are drawn from samples and aggregates. It "
         "reads only the store, so it works for searches started by any process (daskhpo run, a "
         "notebook, a batch job). The page follows the search NAME, or the newest one, and links the "
         "others.",

@@ -8,8 +8,14 @@ Two ways to run it:
 * ``daskhpo dashboard --storage sqlite:///FILE.db``: a standalone server for the searches in a SQLite
   file, running or finished, written by any process (see :func:`serve_file`).
 
-Both read only the store: every ``interval`` milliseconds each open page asks its store how many
-evaluations it holds and redraws when that changed.
+Both read only the store: every ``interval`` milliseconds each open page looks at its store's
+:class:`~daskhpo.dashboard.data.StoreFeed` (shared by the pages of one store), which reads only the rows
+appended since its last look, in a background thread, and redraws what changed. Every figure's data is
+bounded (samples and aggregates, see :mod:`daskhpo.dashboard.data`), so a page of a search of 100,000
+trials loads and updates like one of a hundred. Parameter importance is fitted in the background too, on
+a sample, and again once the search has grown by a fifth (or after a minute of new trials).
+
+``?name=NAME`` picks the search, ``?trial=ID`` opens the per-trial view of that trial.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from typing import Any, Protocol
 from urllib.parse import quote
 
 from ..store import SQLiteStore
-from .data import store_records
+from .data import StoreFeed, feed_for, store_records, submit
 
 __all__ = ["Catalog", "LiveCatalog", "FileCatalog", "DashboardServer", "watch", "Watch"]
 
@@ -50,6 +56,8 @@ class Reader(Protocol):
     def status(self) -> str | None: ...
 
     def best_rule(self) -> str | None: ...
+
+    def feed(self) -> StoreFeed: ...
 
 
 class Catalog(Protocol):
@@ -73,6 +81,10 @@ class _StoreReader:
 
     def records(self) -> list[dict[str, Any]]:
         return store_records(self.store)
+
+    def feed(self) -> StoreFeed:
+        """The store's table, shared by every page that shows this store."""
+        return feed_for(self.store)
 
     def status(self) -> str | None:
         return self._status()
@@ -149,19 +161,75 @@ class FileCatalog:
 
 
 # -- one page ------------------------------------------------------------------------------------
+#: Importance is fitted again once the search has this many times the evaluations it was fitted on,
+#: or when it has new ones and this many seconds passed.
+IMPORTANCE_GROWTH = 1.2
+IMPORTANCE_SECONDS = 60.0
+
+
+def _importance_job(feed: StoreFeed) -> None:
+    from .importance import importance
+
+    table = feed.table
+    n = table.n
+    try:
+        result = importance(table)
+    except Exception as exc:  # a failed fit is a note on the figure, not a broken page
+        logger.warning("daskhpo dashboard: parameter importance failed: %s", exc)
+        result = {"name": [], "importance": [], "std": [], "note": f"failed ({exc})"}
+    finally:
+        feed.importance_running = False
+    if feed.table is table:  # not reset meanwhile
+        feed.importance, feed.importance_at = result, n
+        feed.importance_time = time.monotonic()
+        feed.importance_version += 1
+
+
+def want_importance(feed: StoreFeed) -> None:
+    """Fit the importance of ``feed``'s table in the background if it is missing or stale."""
+    n = feed.table.n
+    if feed.importance_running or n == 0 or n == feed.importance_at:
+        return
+    stale = (
+        feed.importance is None
+        or n >= IMPORTANCE_GROWTH * feed.importance_at
+        or time.monotonic() - feed.importance_time > IMPORTANCE_SECONDS
+    )
+    if stale:
+        feed.importance_running = True
+        submit(_importance_job, feed)
+
+
+def _prefetch(feed: StoreFeed) -> None:
+    try:
+        feed.refresh()
+    except Exception as exc:  # the page says it again when it reads
+        logger.warning("daskhpo dashboard: could not read the store: %s", exc)
+        return
+    want_importance(feed)
+
+
 class _Page:
     """One browser tab: picks its search from ``?name=`` (or the newest), then follows it."""
 
-    def __init__(self, doc: Any, catalog: Catalog, name: str | None, interval: int) -> None:
+    def __init__(
+        self,
+        doc: Any,
+        catalog: Catalog,
+        name: str | None,
+        interval: int,
+        trial: int | None = None,
+    ) -> None:
         from bokeh.layouts import column
         from bokeh.models.widgets import Div
 
         self.doc = doc
         self.catalog = catalog
         self.wanted = name
+        self.trial = trial  # to show once the table has it
         self.view: Any = None
         self.reader: Reader | None = None
-        self.seen: tuple[int, int, str | None, int] | None = None
+        self.seen: tuple[Any, ...] | None = None
         self.message = Div(text="<p>daskhpo: waiting for a search...</p>", name="daskhpo-waiting")
         self.root = column(self.message, name="daskhpo-page")
         doc.title = "daskhpo"
@@ -197,24 +265,50 @@ class _Page:
                 return
             assert name is not None
             self.reader = reader
-            self.view = SearchView(name)
+            self.view = SearchView(name, live=True, lookup=lambda t: self._feed().records_of(t))
             self.doc.title = f"daskhpo · {name}"
             self.root.children = [self.view.root]
         else:
             # A search run again under the same name has a new store: follow that one.
             self.reader = self.catalog.reader(self.view.name) or self.reader
         assert self.reader is not None
-        count, status = self.reader.count(), self.reader.status()
-        seen = (id(self.reader.store), count, status, len(names))
+        # The status first: for a SQLite store it goes through the store's own checks of its files
+        # (a read-only -shm file stops here, before the feed's connection maps it).
+        status = self.reader.status()
+        feed = self._feed()
+        caught_up = feed.update()
+        if caught_up:
+            want_importance(feed)
+        seen = (
+            id(self.reader.store),
+            id(feed.table),
+            feed.table.version,
+            status,
+            len(names),
+            feed.importance_version,
+            caught_up,
+        )
         if seen == self.seen:
             return
         self.seen = seen
+        if not caught_up:
+            # Reading a large store for the first time: say how far it got, draw once it is read
+            # (drawing every partial table would make the browser redraw each second).
+            self.view.show_progress(feed.table.n, feed.total, status)
+            return
         self.view.update(
-            self.reader.records(),
+            feed.table,
             status=status,
             others=self._others(names, self.view.name),
             rule=self.reader.best_rule(),
+            importance=feed.importance,
         )
+        if self.trial is not None and (self.view.show_trial(self.trial) or caught_up):
+            self.trial = None
+
+    def _feed(self) -> StoreFeed:
+        assert self.reader is not None
+        return self.reader.feed()
 
 
 # -- the server ----------------------------------------------------------------------------------
@@ -254,12 +348,15 @@ class DashboardServer:
         args = request.arguments if request is not None else {}
         raw = (args.get("name") or [b""])[0]
         name = raw.decode() if isinstance(raw, bytes) else str(raw)
+        raw_trial = (args.get("trial") or [b""])[0]
+        text = raw_trial.decode() if isinstance(raw_trial, bytes) else str(raw_trial)
+        trial = int(text) if text.strip().lstrip("-").isdigit() else None
         interval = self.interval
         if interval is None:
             import dask
 
             interval = int(dask.config.get("daskhpo.dashboard.interval", 1000))
-        _Page(doc, self.catalog, name or None, interval)
+        _Page(doc, self.catalog, name or None, interval, trial)
 
     def start(self, timeout: float = 30.0) -> DashboardServer:
         """Start serving; returns once the port is open (raises if it could not be opened)."""
@@ -299,6 +396,18 @@ class DashboardServer:
         if failure:
             raise failure[0]
         return self
+
+    def prefetch(self, name: str | None = None) -> bool:
+        """Start reading the search ``name`` (default: the newest) in the background, and then
+        fitting its importance, so that the first page opened does not wait for a large store to
+        be read. Returns whether there was such a search."""
+        names = self.catalog.names()
+        name = name or (names[-1] if names else None)
+        reader = self.catalog.reader(name) if name else None
+        if reader is None:
+            return False
+        submit(_prefetch, reader.feed())
+        return True
 
     @property
     def running(self) -> bool:
