@@ -1,9 +1,9 @@
 """Scale: very large grids from one driver, and many slots kept busy (issue 17's targets).
 
 Run ``python benchmarks/scale.py [--candidates 300000] [--first 1000000] [--slots 4x16]
-[--trials 2500] [--json FILE]``. Each part runs in a fresh child process (``--part``), so that every
-peak RSS is that part's own; the parent prints one table and writes
-``benchmarks/results/scale.json``.
+[--trials 5000] [--only grid,first,...] [--json FILE]``. Each part runs in a fresh child process
+(``--part``), so that every peak RSS is that part's own; the parent prints each part and updates
+``benchmarks/results/scale.json`` (parts not run keep their earlier results, each with its time).
 
 ``grid``
     A trivial grid: ``DummyClassifier(strategy="prior")`` over ``random_state`` values (the fit
@@ -26,8 +26,10 @@ peak RSS is that part's own; the parent prints one table and writes
     A simulated large cluster: an estimator whose fit sleeps 0.1 s, ``--trials`` candidates x cv=2 on a
     ``LocalCluster`` of ``--slots`` (processes x threads), warmed by one small search first. Busy share = ideal / wall (ideal: units x
     0.1 s / slots); driver+scheduler CPU per unit = this process's CPU seconds during the fit / units.
+``sleep_big``
+    The same with twice the trials on ``--big-slots`` (8 x 32 = 256 slots by default).
 ``optuna``
-    The same work with Optuna: ``optuna_integration.DaskStorage`` on the same kind of cluster, one
+    The same work with Optuna (``--optuna-trials``, 2,500 by default: it runs 50 times longer): ``optuna_integration.DaskStorage`` on the same kind of cluster, one
     ``study.optimize`` call per slot submitted with ``client.submit``, each trial sleeping 0.2 s
     (the two folds of a daskhpo candidate, one after the other). Busy share and driver CPU the same.
 
@@ -360,8 +362,10 @@ def main() -> None:
     parser.add_argument("--first", type=int, default=1_000_000)
     parser.add_argument("--sklearn-candidates", type=int, default=3_000)
     parser.add_argument("--slots", default="4x16")
-    parser.add_argument("--trials", type=int, default=2_500)
-    parser.add_argument("--only", default="grid,first,sklearn,sleep,optuna")
+    parser.add_argument("--trials", type=int, default=5_000)
+    parser.add_argument("--optuna-trials", type=int, default=2_500)
+    parser.add_argument("--big-slots", default="8x32")
+    parser.add_argument("--only", default="grid,first,sklearn,sleep,sleep_big,optuna")
     parser.add_argument("--json", default=str(Path(__file__).parent / "results" / "scale.json"))
     parser.add_argument("--part", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -373,7 +377,8 @@ def main() -> None:
             "first": lambda: part_first(args.first),
             "sklearn": lambda: part_sklearn(args.sklearn_candidates),
             "sleep": lambda: part_sleep(args.trials, args.slots),
-            "optuna": lambda: part_optuna(args.trials, args.slots),
+            "sleep_big": lambda: part_sleep(2 * args.trials, args.big_slots),
+            "optuna": lambda: part_optuna(args.optuna_trials, args.slots),
         }[args.part]()
         Path(args.out).write_text(json.dumps(result))
         return
@@ -384,14 +389,23 @@ def main() -> None:
         f"--sklearn-candidates={args.sklearn_candidates}",
         f"--slots={args.slots}",
         f"--trials={args.trials}",
+        f"--optuna-trials={args.optuna_trials}",
+        f"--big-slots={args.big_slots}",
     ]
-    rows: dict[str, dict] = {"machine": {"cores": os.cpu_count(), "python": sys.version.split()[0]}}
+    # Parts not run this time keep their last results (with their own "at" times).
+    rows: dict[str, dict] = {}
+    if Path(args.json).exists():
+        rows = json.loads(Path(args.json).read_text())
+    rows["machine"] = {"cores": os.cpu_count(), "python": sys.version.split()[0]}
     for part in args.only.split(","):
         rows[part] = run_part([f"--part={part}", *common])
+        rows[part]["at"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
         print(part, json.dumps(rows[part], indent=1), flush=True)
-    if "sleep" in rows and "optuna" in rows and "wall_s" in rows["optuna"]:
-        rows["ratio_optuna_over_daskhpo_wall"] = {
-            "value": rows["optuna"]["wall_s"] / rows["sleep"]["wall_s"]
+    rows.pop("ratio_optuna_over_daskhpo_wall", None)
+    if "busy" in rows.get("sleep", {}) and "busy" in rows.get("optuna", {}):
+        # Throughput at the same slot count (the two may run different numbers of trials).
+        rows["ratio_daskhpo_over_optuna_busy"] = {
+            "value": rows["sleep"]["busy"] / rows["optuna"]["busy"]
         }
     if "sklearn" in rows and "sklearn_s" in rows["sklearn"]:
         rows["ratio_sklearn_over_daskhpo"] = {

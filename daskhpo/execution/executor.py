@@ -50,6 +50,10 @@ def params_token(params: Mapping[str, Any]) -> str:
     return tokenize(sorted(params.items(), key=lambda kv: kv[0]))
 
 
+#: Tasks are made long enough that a cluster of any size finishes about this many a second (see
+#: ``DaskExecutor``'s ``target_task_seconds``).
+TASKS_PER_SECOND = 32
+
 #: How many finished units a run keeps for equal units asked again (see ``DaskExecutor._remember``);
 #: about 300 bytes each.
 FINISHED_KEPT = 50_000
@@ -261,11 +265,15 @@ class DaskExecutor:
         different times; without it, a prefix is released as soon as no queued unit needs it.
     n_slots : int
         How many tasks the cluster runs at once (total worker threads).
-    target_task_seconds : float
-        Batches are sized so a task runs about this long once unit costs are known. 1 s: on the
-        digits grid (3,528 fits of about 6 ms) on a plain 2-worker LocalCluster, interleaved runs
-        took a median 12.62 s at 0.5 s, 12.28 s at 1 s and 12.15 s at 2 s; larger tasks coarsen
-        progress and lose more work to a dead worker, for less gain.
+    target_task_seconds : float, optional
+        Batches are sized so a task runs about this long once unit costs are known. By default
+        1 s, and ``n_slots / 32`` s beyond 32 slots, so that the driver and the scheduler handle at
+        most about 32 finished tasks a second however large the cluster. 1 s: on the digits grid
+        (3,528 fits of about 6 ms) on a plain 2-worker LocalCluster, interleaved runs took a median
+        12.62 s at 0.5 s, 12.28 s at 1 s and 12.15 s at 2 s; larger tasks coarsen progress and lose
+        more work to a dead worker, for less gain. At 64 slots of 0.1 s fits (``benchmarks/scale.py``,
+        three interleaved runs each on an idle machine), 1 s tasks kept 0.90-0.92 of the slots busy
+        at 0.46-0.51 ms of driver+scheduler CPU a unit, 2 s tasks 0.89-0.92 at 0.33-0.37 ms.
     job_params : callable, optional
         Maps a job to the parameters its units run with (by default ``job.params``): adaptive searches
         add the job's budget to them.
@@ -294,7 +302,7 @@ class DaskExecutor:
         prefix_params: Callable[[Mapping[str, Any]], dict[str, Any] | None] | None = None,
         prefix_demand: Mapping[str, int] | None = None,
         n_slots: int = 1,
-        target_task_seconds: float = 1.0,
+        target_task_seconds: float | None = None,
         max_batch: int = 256,
         remake_context: Callable[[], Future] | None = None,
         job_params: Callable[[Job], Mapping[str, Any]] | None = None,
@@ -317,7 +325,11 @@ class DaskExecutor:
         self.n_context_resends = 0
         self.n_slots = max(1, n_slots)
         self.max_in_flight = 2 * self.n_slots
-        self.target_task_seconds = target_task_seconds
+        self.target_task_seconds = (
+            max(1.0, max(1, n_slots) / TASKS_PER_SECOND)
+            if target_task_seconds is None
+            else target_task_seconds
+        )
         self.max_batch = max_batch
         self.trial_timeout = trial_timeout
         self.share_units = share_units
