@@ -465,6 +465,13 @@ class LazySample(Sequence[dict[str, Any]]):
             return iter(sampler)
         return _quietly(iter(sampler))
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.update(
+            _draws=None, _position=0
+        )  # a generator does not pickle: draw again from the state
+        return state
+
     def __len__(self) -> int:
         return self._len
 

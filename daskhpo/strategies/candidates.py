@@ -32,6 +32,8 @@ class CandidateList:
         self._next = 0
         self._told = bytearray(len(self.candidates))
         self._n_told = 0
+        # The params of jobs asked and not yet told, so that restore gives the job's own dict.
+        self._open: dict[int, dict[str, Any]] = {}
 
     @property
     def n_planned(self) -> int:
@@ -44,13 +46,15 @@ class CandidateList:
             self._next += 1
             if self._told[i]:
                 continue
-            jobs.append(Job(trial_id=self.first_id + i, params=dict(self.candidates[i])))
+            params = self._open[i] = dict(self.candidates[i])
+            jobs.append(Job(trial_id=self.first_id + i, params=params))
         return jobs
 
     def tell(self, result: Result) -> None:
         tid = result.job.trial_id - self.first_id
         if not 0 <= tid < len(self.candidates):
             raise ValueError(f"result for unknown trial {result.job.trial_id}")
+        self._open.pop(tid, None)
         if not self._told[tid]:
             self._told[tid] = 1
             self._n_told += 1
@@ -63,7 +67,7 @@ class CandidateList:
         """Candidate ``trial_id`` itself (the stored JSON ``params`` are not needed), or ``None``."""
         i = trial_id - self.first_id
         if 0 <= i < len(self.candidates):
-            return dict(self.candidates[i])
+            return self._open[i] if i in self._open else dict(self.candidates[i])
         return None
 
     def examples(self) -> Sequence[Mapping[str, Any]]:
