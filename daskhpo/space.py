@@ -337,22 +337,15 @@ def _example_args(family: Any) -> str:
     return "loc=0, scale=1"
 
 
-class LazyGrid(Sequence[dict[str, Any]]):
-    """The candidates of a grid, in scikit-learn's :class:`ParameterGrid` order, made on demand.
+class _LazyCandidates(Sequence[dict[str, Any]]):
+    """What :class:`LazyGrid` and :class:`LazySample` share: a sequence of candidates made by
+    ``_candidate(i)`` when they are read, equal to any sequence of the same candidates."""
 
-    ``grid[i]`` is ``list(ParameterGrid(param_grid))[i]`` (same values, same key order) computed from
-    ``i`` alone, so a grid of a million candidates costs nothing until its candidates are asked for,
-    and nothing after: no candidate is kept.
-    """
+    _len: int
+    _noun = "sequence"
 
-    def __init__(self, param_grid: Any) -> None:
-        # Per sub-grid: its names in scikit-learn's (sorted) order, their value lists, its size.
-        self._grids: list[tuple[tuple[str, ...], tuple[list[Any], ...], int]] = []
-        for grid in normalize_grid(param_grid):
-            names = tuple(sorted(grid))
-            values = tuple(list(grid[k]) for k in names)
-            self._grids.append((names, values, math.prod(len(v) for v in values)))
-        self._len = sum(size for *_, size in self._grids)
+    def _candidate(self, i: int) -> dict[str, Any]:
+        raise NotImplementedError
 
     def __len__(self) -> int:
         return self._len
@@ -370,7 +363,38 @@ class LazyGrid(Sequence[dict[str, Any]]):
         if i < 0:
             i += self._len
         if not 0 <= i < self._len:
-            raise IndexError(f"candidate {index} of a grid of {self._len}")
+            raise IndexError(f"candidate {index} of a {self._noun} of {self._len}")
+        return self._candidate(i)
+
+    def __eq__(self, other: object) -> bool:
+        """Equal to any sequence of the same candidates in the same order (a list of them, say)."""
+        if not isinstance(other, Sequence) or isinstance(other, (str, bytes)):
+            return NotImplemented
+        return len(other) == self._len and all(a == b for a, b in zip(self, other, strict=True))
+
+    __hash__ = None  # type: ignore[assignment]  # equal to lists, which do not hash
+
+
+class LazyGrid(_LazyCandidates):
+    """The candidates of a grid, in scikit-learn's :class:`ParameterGrid` order, made on demand.
+
+    ``grid[i]`` is ``list(ParameterGrid(param_grid))[i]`` (same values, same key order) computed from
+    ``i`` alone, so a grid of a million candidates costs nothing until its candidates are asked for,
+    and nothing after: no candidate is kept.
+    """
+
+    def __init__(self, param_grid: Any) -> None:
+        # Per sub-grid: its names in scikit-learn's (sorted) order, their value lists, its size.
+        self._grids: list[tuple[tuple[str, ...], tuple[list[Any], ...], int]] = []
+        for grid in normalize_grid(param_grid):
+            names = tuple(sorted(grid))
+            values = tuple(list(grid[k]) for k in names)
+            self._grids.append((names, values, math.prod(len(v) for v in values)))
+        self._len = sum(size for *_, size in self._grids)
+
+    _noun = "grid"
+
+    def _candidate(self, i: int) -> dict[str, Any]:
         for names, values, size in self._grids:
             if i >= size:
                 i -= size
@@ -384,14 +408,11 @@ class LazyGrid(Sequence[dict[str, Any]]):
         raise AssertionError("unreachable")  # pragma: no cover
 
     def __eq__(self, other: object) -> bool:
-        """Equal to any sequence of the same candidates in the same order (a list of them, say)."""
         if isinstance(other, LazyGrid):
             return self._grids == other._grids
-        if not isinstance(other, Sequence) or isinstance(other, (str, bytes)):
-            return NotImplemented
-        return len(other) == self._len and all(a == b for a, b in zip(self, other, strict=True))
+        return super().__eq__(other)
 
-    __hash__ = None  # type: ignore[assignment]  # equal to lists, which do not hash
+    __hash__ = None
 
     def examples(self) -> list[dict[str, Any]]:
         """The first candidate of each sub-grid: every set of names the grid sets, once."""
@@ -432,7 +453,7 @@ def grid_candidates(param_grid: Any) -> LazyGrid:
     return LazyGrid(param_grid)
 
 
-class LazySample(Sequence[dict[str, Any]]):
+class LazySample(_LazyCandidates):
     """``n_iter`` candidates drawn exactly as scikit-learn's :class:`ParameterSampler` draws them,
     drawn when they are read, in order.
 
@@ -472,27 +493,13 @@ class LazySample(Sequence[dict[str, Any]]):
         )  # a generator does not pickle: draw again from the state
         return state
 
-    def __len__(self) -> int:
-        return self._len
+    _noun = "sample"
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         for candidate in self._sampler():
             yield dict(candidate)
 
-    @overload
-    def __getitem__(self, index: int) -> dict[str, Any]: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> list[dict[str, Any]]: ...
-
-    def __getitem__(self, index: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(self._len))]
-        i = operator.index(index)
-        if i < 0:
-            i += self._len
-        if not 0 <= i < self._len:
-            raise IndexError(f"candidate {index} of a sample of {self._len}")
+    def _candidate(self, i: int) -> dict[str, Any]:
         if i in self._kept:
             return dict(self._kept[i])
         if self._draws is None or i < self._position:
@@ -504,14 +511,6 @@ class LazySample(Sequence[dict[str, Any]]):
                 del self._kept[next(iter(self._kept))]
             self._position += 1
         return dict(self._kept[i])
-
-    def __eq__(self, other: object) -> bool:
-        """Equal to any sequence of the same candidates in the same order."""
-        if not isinstance(other, Sequence) or isinstance(other, (str, bytes)):
-            return NotImplemented
-        return len(other) == self._len and all(a == b for a, b in zip(self, other, strict=True))
-
-    __hash__ = None  # type: ignore[assignment]  # equal to lists, which do not hash
 
     def examples(self) -> list[dict[str, Any]]:
         """One candidate per dict of distributions (every set of names the sample sets), drawn
