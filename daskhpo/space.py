@@ -487,11 +487,8 @@ class LazySample(_LazyCandidates):
         return _quietly(iter(sampler))
 
     def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state.update(
-            _draws=None, _position=0
-        )  # a generator does not pickle: draw again from the state
-        return state
+        # A generator does not pickle: the copy draws again from the stored state.
+        return {**self.__dict__, "_draws": None, "_position": 0}
 
     _noun = "sample"
 
