@@ -7,7 +7,12 @@ digits grid (1,176 decision trees x 3 folds = 3,528 fits, ``daskhpo.cli.DEMO_GRI
 - daskhpo on a plain ``distributed.LocalCluster(n_workers=2, threads_per_worker=1)`` made as a user
   makes one (its nanny sets ``MALLOC_TRIM_THRESHOLD_`` in the workers), with daskhpo's worker plugin
   (``daskhpo.cluster.tuning``, the default);
-- the same with the plugin turned off (``daskhpo.tune-workers: false``), on a fresh cluster.
+- the same with the plugin turned off (``daskhpo.tune-workers: false``), on a fresh cluster;
+- daskhpo on its embedded cluster (``daskhpo.cluster.make_local_cluster(2)``), which the plugin's
+  cluster should match;
+- the floor: the same 3,528 fits as a bare ``clone``/``fit``/``score`` loop, half on each worker of the
+  plugin's cluster, with the folds already cut there (no search, no scheduling, no results to
+  gather). No search on these two workers can be faster.
 
 Each is run ``--repeat`` times, taking turns; every daskhpo run is on a fresh cluster warmed up by
 one untimed search and closed before the next run. The table shows the median and the ratio of
@@ -22,8 +27,44 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def bare_fits(X: Any, y: Any, folds: Any, estimator: Any, units: Any) -> list[float]:
+    """Fit and score ``(params, fold)`` units in a plain loop; returns the test scores."""
+    from sklearn.base import clone
+
+    pieces = [(X[train], X[test], y[train], y[test]) for train, test in folds]
+    scores = []
+    for params, fold in units:
+        X_train, X_test, y_train, y_test = pieces[fold]
+        fitted = clone(estimator).set_params(**params).fit(X_train, y_train)
+        scores.append(fitted.score(X_test, y_test))
+    return scores
+
+
+def floor_seconds(client: Any, X: Any, y: Any, estimator: Any, grid: Any, cv: int) -> float:
+    """Seconds of the bare loop over every (candidate, fold), split evenly over the workers."""
+    from distributed import wait
+    from sklearn.model_selection import ParameterGrid, StratifiedKFold
+
+    folds = list(StratifiedKFold(cv).split(X, y))
+    units = [(params, fold) for params in ParameterGrid(grid) for fold in range(cv)]
+    workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
+    data = client.scatter([X, y, folds, estimator], broadcast=True)
+    wait(data)
+    parts = [units[i :: len(workers)] for i in range(len(workers))]
+    t = time.perf_counter()
+    futures = [
+        client.submit(bare_fits, *data, part, workers=[w], pure=False)
+        for w, part in zip(workers, parts, strict=True)
+    ]
+    scores = client.gather(futures)
+    elapsed = time.perf_counter() - t
+    assert sum(map(len, scores)) == len(units)
+    return elapsed
 
 
 def measure(repeat: int) -> dict[str, list[float]]:
@@ -36,6 +77,7 @@ def measure(repeat: int) -> dict[str, list[float]]:
 
     from daskhpo import GridSearchCV
     from daskhpo.cli import DEMO_GRID
+    from daskhpo.cluster import make_local_cluster
 
     X, y = load_digits(return_X_y=True)
     tree = DecisionTreeClassifier(random_state=0)
@@ -46,9 +88,15 @@ def measure(repeat: int) -> dict[str, list[float]]:
     labels = {
         "daskhpo, user LocalCluster, plugin": True,
         "daskhpo, user LocalCluster, no plugin": False,
+        "daskhpo, embedded cluster": None,
     }
     sk_label = "scikit-learn GridSearchCV(n_jobs=-1)"
-    results: dict[str, list[float]] = {sk_label: [], **{label: [] for label in labels}}
+    floor_label = "floor: bare fit loop, same 2 workers"
+    results: dict[str, list[float]] = {
+        sk_label: [],
+        **{label: [] for label in labels},
+        floor_label: [],
+    }
     sklearn()  # warm-up: imports, loky's workers
     # The runs take turns, so a machine that gets busier or quieter weighs on every column alike;
     # each daskhpo run gets a fresh cluster (warmed up by one untimed search) that is closed
@@ -58,17 +106,23 @@ def measure(repeat: int) -> dict[str, list[float]]:
         sklearn()
         results[sk_label].append(time.perf_counter() - t)
         for label, tune in labels.items():
-            with (
-                dask.config.set({"daskhpo.tune-workers": tune}),
-                LocalCluster(
+            if tune is None:
+                cluster = make_local_cluster(2, dashboard_address="127.0.0.1:0")
+            else:
+                cluster = LocalCluster(
                     n_workers=2, threads_per_worker=1, dashboard_address="127.0.0.1:0"
-                ) as cluster,
+                )
+            with (
+                dask.config.set({"daskhpo.tune-workers": bool(tune)}),
+                cluster,
                 Client(cluster) as client,
             ):
                 GridSearchCV(tree, DEMO_GRID, cv=3, client=client).fit(X, y)  # warm-up
                 t = time.perf_counter()
                 GridSearchCV(tree, DEMO_GRID, cv=3, client=client).fit(X, y)
                 results[label].append(time.perf_counter() - t)
+                if tune:
+                    results[floor_label].append(floor_seconds(client, X, y, tree, DEMO_GRID, 3))
                 states = client.run(
                     lambda dask_worker: getattr(dask_worker, "daskhpo_allocator", None)
                 )
