@@ -68,6 +68,7 @@ def test_hyperband_budgets_are_boosting_rounds(client):
         {"max_depth": [2, 4], "learning_rate": [0.1, 0.3]},
         max_budget=9,
         random_state=0,
+        cv=2,
         client=client,
     )
     search.fit(dX, dy)
