@@ -48,43 +48,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-DRAWN = """() => {
-    if (!window.Bokeh || !Bokeh.documents || !Bokeh.documents.length) return false;
-    const trials = Bokeh.documents[0].get_model_by_name('daskhpo-trials');
-    const views = Object.values(Bokeh.index);
-    return trials !== null && views.length > 0 && views.every(v => v.has_finished());
-}"""
+# The browser test's launch settings, drawn-page checks and websocket byte counter: the benchmark
+# measures the pages exactly as that test drives them.
+from tests.test_dashboard_browser import CHROMIUM, FLAGS, Wire, loaded  # noqa: E402
+
 UPDATE = 1000
-
-
-def loaded(n: int) -> str:
-    return f"""() => {{
-        if (!({DRAWN})()) return false;
-        const text = Bokeh.documents[0].get_model_by_name('daskhpo-header').text;
-        return text.includes('<b>{n:,}</b> evaluations stored') && !text.includes('reading the store');
-    }}"""
-
-
-class Wire:
-    """Bytes a page receives on its websockets."""
-
-    def __init__(self, page: Any) -> None:
-        self.bytes = 0
-        page.on("websocket", lambda ws: ws.on("framereceived", self._frame))
-
-    def _frame(self, payload: bytes | str) -> None:
-        self.bytes += len(payload.encode() if isinstance(payload, str) else payload)
 
 
 def _page(browser: Any) -> Any:
