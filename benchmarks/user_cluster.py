@@ -48,11 +48,15 @@ def bare_fits(X: Any, y: Any, folds: Any, estimator: Any, units: Any) -> list[fl
 def floor_seconds(client: Any, X: Any, y: Any, estimator: Any, grid: Any, cv: int) -> float:
     """Seconds of the bare loop over every (candidate, fold), split evenly over the workers."""
     from distributed import wait
-    from sklearn.model_selection import ParameterGrid, StratifiedKFold
+    from sklearn.base import is_classifier
+    from sklearn.model_selection import ParameterGrid, check_cv
 
-    folds = list(StratifiedKFold(cv).split(X, y))
-    units = [(params, fold) for params in ParameterGrid(grid) for fold in range(cv)]
-    workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
+    from daskhpo.cluster import workers_info
+
+    # The folds a search with this cv cuts (scikit-learn's rule: stratified for a classifier).
+    folds = list(check_cv(cv, y, classifier=is_classifier(estimator)).split(X, y))
+    units = [(params, fold) for params in ParameterGrid(grid) for fold in range(len(folds))]
+    workers = sorted(workers_info(client))
     data = client.scatter([X, y, folds, estimator], broadcast=True)
     wait(data)
     parts = [units[i :: len(workers)] for i in range(len(workers))]
